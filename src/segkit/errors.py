@@ -289,7 +289,10 @@ class SchemaError(SegkitError, ValueError):
         super().__init__(message)
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_rebuild_schema_error, (self.message, self.key, self.field, self.value, self.expected))
+        return (
+            _rebuild_schema_error,
+            (self.message, self.key, self.field, self.value, self.expected),
+        )
 
 
 def _rebuild_schema_error(
@@ -324,4 +327,3 @@ class CorruptDataError(StorageError):
 
     .. versionadded:: 0.1.0
     """
-

@@ -123,7 +123,9 @@ class Duration:
         if isinstance(value, timedelta):
             seconds = value.total_seconds()
             if seconds != int(seconds) or seconds < 0:
-                raise ValueError(f"a duration must be a whole, non-negative number of seconds: {value!r}")
+                raise ValueError(
+                    f"a duration must be a whole, non-negative number of seconds: {value!r}"
+                )
             secs = int(seconds)
             for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
                 if secs % size == 0:
@@ -165,15 +167,18 @@ class Duration:
     def before(self, moment: datetime, tz: tzinfo) -> datetime:
         """``moment`` minus this duration (calendar units on the wall clock of ``tz``).
 
-        The result is an aware datetime in ``tz``. A wall-clock time that falls in a
-        daylight-saving gap or fold resolves with ``fold=0`` (the earlier offset).
+        The result is an aware datetime in UTC, so it compares with any other aware
+        datetime by instant (two datetimes sharing one tzinfo object compare by wall
+        clock in Python, which is wrong inside a daylight-saving fold). Take its
+        calendar date with :func:`local_date`. A wall-clock time that falls in a
+        daylight-saving gap or fold resolves with ``fold=0``.
 
         >>> from zoneinfo import ZoneInfo
         >>> paris = ZoneInfo("Europe/Paris")
         >>> now = datetime(2024, 3, 31, 12, 0, tzinfo=paris)   # clocks went forward at 02:00
         >>> start = Duration(1, "d").before(now, paris)
-        >>> start.isoformat(), (now - start).total_seconds() / 3600
-        ('2024-03-30T12:00:00+01:00', 23.0)
+        >>> local_date(start, paris), start.isoformat(), (now - start).total_seconds() / 3600
+        (datetime.date(2024, 3, 30), '2024-03-30T11:00:00+00:00', 23.0)
         """
         return self._shift(moment, tz, -1)
 
@@ -189,10 +194,10 @@ class Duration:
         if moment.tzinfo is None:
             raise ValueError("expected an aware datetime")
         if self.unit in _EXACT_UNITS:
-            return (moment + sign * self.to_timedelta()).astimezone(tz)
+            return (moment + sign * self.to_timedelta()).astimezone(timezone.utc)
         local = moment.astimezone(tz).replace(tzinfo=None)
         shifted = local + sign * self._relativedelta()
-        return shifted.replace(tzinfo=tz)
+        return shifted.replace(tzinfo=tz).astimezone(timezone.utc)
 
 
 def resolve_timezone(value: str | tzinfo | None) -> tzinfo | None:

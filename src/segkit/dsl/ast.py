@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import date, datetime
-from typing import Any, Final, Literal, TypeAlias, Union
+from typing import Any, Final, Literal, TypeAlias
 
 import attrs
 
@@ -57,7 +57,7 @@ __all__ = [
 ]
 
 #: A literal value in a rule.
-Value: TypeAlias = Union[str, int, float, bool, date, datetime]
+Value: TypeAlias = str | int | float | bool | date | datetime
 
 #: Comparison operators, in canonical spelling.
 COMPARE_OPS: Final = ("=", "!=", "<", "<=", ">", ">=")
@@ -81,15 +81,11 @@ def _value_key(value: Any) -> Any:
     return (type(value).__name__, value)
 
 
-def _span_field() -> Any:
-    return attrs.field(default=NO_SPAN, eq=False, repr=False, kw_only=True)
-
-
 @attrs.frozen
 class Node:
     """Base class of all AST nodes. ``span`` locates the node in its source text."""
 
-    span: Span = _span_field()
+    span: Span = attrs.field(default=NO_SPAN, eq=False, repr=False, kw_only=True)
 
     def children(self) -> tuple[Node, ...]:
         """The direct child nodes, in source order."""
@@ -260,7 +256,7 @@ class BetweenWindow(Node):
 
 
 #: An event time window.
-Window: TypeAlias = Union[LastWindow, BetweenWindow]
+Window: TypeAlias = LastWindow | BetweenWindow
 
 
 @attrs.frozen
@@ -341,27 +337,27 @@ class Aggregate(Node):
 
 
 #: Any boolean expression node.
-Expr: TypeAlias = Union[
-    And,
-    Or,
-    Not,
-    Compare,
-    InList,
-    Between,
-    StringOp,
-    Matches,
-    IsKnown,
-    HasList,
-    InLast,
-    TimeCompare,
-    MoreThanAgo,
-    InSegment,
-    Bucket,
-    Did,
-    Sequence,
-    FirstTime,
-    Aggregate,
-]
+Expr: TypeAlias = (
+    And
+    | Or
+    | Not
+    | Compare
+    | InList
+    | Between
+    | StringOp
+    | Matches
+    | IsKnown
+    | HasList
+    | InLast
+    | TimeCompare
+    | MoreThanAgo
+    | InSegment
+    | Bucket
+    | Did
+    | Sequence
+    | FirstTime
+    | Aggregate
+)
 
 #: Node types that read one attribute (or, inside ``where``, one event property).
 FIELD_NODES: Final = (

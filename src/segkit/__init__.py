@@ -1,0 +1,89 @@
+"""segkit: audience segmentation and segment analytics.
+
+Describe segments in a small rule language, evaluate them against profiles and
+their events, and analyse them.
+
+>>> import segkit as sk
+>>> schema = sk.Schema(attributes={"country": "string", "age": "int"})
+>>> rule = sk.parse('country = "FR" and age between 29 and 44')
+>>> pred = sk.compile_predicate(rule, schema)
+>>> pred({"country": "FR", "age": 31})
+True
+
+.. versionadded:: 0.1.0
+"""
+
+from segkit.compile.predicate import Predicate, compile_predicate
+from segkit.dsl.builder import (
+    attr,
+    avg_of,
+    bucket,
+    count_of,
+    did,
+    in_segment,
+    max_of,
+    min_of,
+    sum_of,
+)
+from segkit.dsl.check import check
+from segkit.dsl.rule import Rule, is_valid, iter_errors, parse
+from segkit.errors import (
+    ConflictError,
+    CorruptDataError,
+    RuleError,
+    RuleSyntaxError,
+    RuleTypeError,
+    SchemaError,
+    SegkitError,
+    SegmentError,
+    Span,
+    StorageError,
+    UnknownAttributeError,
+    UnknownEventError,
+    UnknownPropertyError,
+)
+from segkit.records import Event, IdMap, Profile
+from segkit.schema import EventType, FieldType, Schema
+from segkit.timeutil import Duration
+
+__version__ = "0.1.0.dev0"
+
+__all__ = [
+    "ConflictError",
+    "CorruptDataError",
+    "Duration",
+    "Event",
+    "EventType",
+    "FieldType",
+    "IdMap",
+    "Predicate",
+    "Profile",
+    "Rule",
+    "RuleError",
+    "RuleSyntaxError",
+    "RuleTypeError",
+    "Schema",
+    "SchemaError",
+    "SegkitError",
+    "SegmentError",
+    "Span",
+    "StorageError",
+    "UnknownAttributeError",
+    "UnknownEventError",
+    "UnknownPropertyError",
+    "__version__",
+    "attr",
+    "avg_of",
+    "bucket",
+    "check",
+    "compile_predicate",
+    "count_of",
+    "did",
+    "in_segment",
+    "is_valid",
+    "iter_errors",
+    "max_of",
+    "min_of",
+    "parse",
+    "sum_of",
+]
