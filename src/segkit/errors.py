@@ -98,12 +98,17 @@ def line_and_column(source: str, offset: int) -> tuple[int, int]:
     return line, offset - line_start + 1
 
 
+#: Longest source line shown under an error; longer lines are cut around the span.
+_SNIPPET_WIDTH = 100
+
+
 def render_snippet(source: str, span: Span, *, indent: str = "  ") -> str:
     """Render the source line holding ``span.start`` with carets under the span.
 
     Pure and plain text (no ANSI codes); tabs are shown as single spaces so the
     carets line up. A span that runs past the end of its line is cut at the line
-    end; an empty span gets one caret.
+    end; an empty span gets one caret. A line longer than 100 characters is cut
+    to a window around the span, with ``...`` where text was left out.
 
     >>> print(render_snippet('contry = "FR"', Span(0, 6)))
       contry = "FR"
@@ -119,6 +124,12 @@ def render_snippet(source: str, span: Span, *, indent: str = "  ") -> str:
     text = source[line_start:line_end].replace("\t", " ").replace("\r", " ")
     caret_start = start - line_start
     caret_len = max(1, min(span.end, line_end) - start)
+    if len(text) > _SNIPPET_WIDTH:  # show a window around the span, marked with "..."
+        left = max(0, min(caret_start - _SNIPPET_WIDTH // 3, len(text) - _SNIPPET_WIDTH))
+        right = left + _SNIPPET_WIDTH
+        caret_len = min(caret_len, right - caret_start)
+        text = ("..." if left else "") + text[left:right] + ("..." if right < len(text) else "")
+        caret_start = caret_start - left + (3 if left else 0)
     return f"{indent}{text}\n{indent}{' ' * caret_start}{'^' * caret_len}"
 
 

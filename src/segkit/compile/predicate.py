@@ -26,14 +26,13 @@ from __future__ import annotations
 import bisect
 import math
 import operator
-import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date, datetime, timezone, tzinfo
 from typing import TYPE_CHECKING, Any, Final
 
 from segkit.dsl import ast
 from segkit.dsl.check import check
-from segkit.dsl.parser import regex_flags
+from segkit.dsl.parser import compile_regex
 from segkit.errors import SchemaError
 from segkit.hashing import bucket
 from segkit.timeutil import Duration, ensure_aware
@@ -268,7 +267,7 @@ class _Compiler:
 
     def c_Matches(self, node: ast.Matches, event: str | None) -> _Fn:
         field = node.field
-        search = re.compile(node.pattern, regex_flags(node.flags)).search
+        search = compile_regex(node.pattern, node.flags).search
         negated = node.negated
 
         def matches(m: Mapping[str, Any], ctx: _Ctx) -> bool:
@@ -615,15 +614,18 @@ class Predicate:
         *,
         key: str | None = None,
     ) -> bool:
-        if isinstance(profile, Mapping):
-            values: Mapping[str, Any] = profile
+        values: Mapping[str, Any]
+        if type(profile) is dict or isinstance(profile, Mapping):
+            values = profile
         else:
             values = profile.attributes
             if key is None:
                 key = profile.key
-        if now is not None:
+        if now is not None and now.tzinfo is not timezone.utc:
             now = ensure_aware(now, self._tz, "now").astimezone(timezone.utc)
-        evs = events if isinstance(events, Sequence) else list(events)
+        evs: Sequence[Event] = (
+            events if isinstance(events, (list, tuple, Sequence)) else list(events)
+        )
         try:
             return self._fn(values, _Ctx(evs, now, key))
         except TypeError as exc:

@@ -9,12 +9,14 @@ type (``tags > 3``), empty ranges and naive datetimes without a schema time zone
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
 from segkit._suggest import suggest
 from segkit.dsl import ast
+from segkit.dsl.printer import format_name
 from segkit.errors import (
     RuleError,
     RuleTypeError,
@@ -94,17 +96,33 @@ class _Checker:
         for child in node.children():
             self.walk(child, event)
 
+    def name_span(self, node: ast.Node, name: str, skip: int = 0) -> Span | None:
+        """Span of ``name`` written as a whole word (or in backquotes) inside ``node``."""
+        if not self.source:
+            return None
+        text = self.source[node.span.start : node.span.end]
+        pattern = (
+            rf"`{re.escape(format_name(name)[1:-1])}`"
+            if format_name(name) != name
+            else (rf"(?<![A-Za-z0-9_]){re.escape(name)}(?![A-Za-z0-9_])")
+        )
+        m = re.compile(pattern).search(text, skip)
+        if m is None:
+            return node.span
+        return Span(node.span.start + m.start(), node.span.start + m.end())
+
     def check_event(self, node: ast.Node, name: str) -> bool:
         if self.schema.has_event(name):
             return True
         hint = suggest(name, self.schema.events)
-        span = None
-        if self.source:
-            offset = self.source.find(name, node.span.start, node.span.end + 2)
-            if offset >= 0:
-                span = Span(offset, offset + len(name))
+        skip = 0 if isinstance(node, ast.SeqStep) else 3  # past "did" / "sum(" …
         self.errors.append(
-            UnknownEventError(f"unknown event {name!r}", self.source, span, suggestion=hint)
+            UnknownEventError(
+                f"unknown event {name!r}",
+                self.source,
+                self.name_span(node, name, skip),
+                suggestion=hint,
+            )
         )
         return False
 
@@ -129,11 +147,15 @@ class _Checker:
         ftype = self.schema.property_type(node.event, node.prop)
         if ftype is None:
             props = self.schema.events[node.event].properties
-            self.error(
-                node,
-                f"event {node.event!r} has no property {node.prop!r}",
-                UnknownPropertyError,
-                suggestion=suggest(node.prop, props),
+            event_span = self.name_span(node, node.event, 3)
+            skip = event_span.end - node.span.start if event_span is not None else 0
+            self.errors.append(
+                UnknownPropertyError(
+                    f"event {node.event!r} has no property {node.prop!r}",
+                    self.source,
+                    self.name_span(node, node.prop, skip),
+                    suggestion=suggest(node.prop, props),
+                )
             )
             return
         if not ftype.is_numeric:

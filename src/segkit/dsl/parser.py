@@ -12,6 +12,7 @@ parenthesised input raises :class:`~segkit.errors.RuleSyntaxError`, never
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Callable
 from typing import Final, NoReturn
 
@@ -104,6 +105,14 @@ _AGGREGATES: Final = frozenset(ast.AGGREGATE_FUNCS)
 _EVENT_ONLY: Final = "conditions inside 'where' are about the event's properties"
 
 
+class _Abort(Exception):
+    """Stops parsing at once (nesting too deep): nothing after it is worth reporting."""
+
+    def __init__(self, error: RuleSyntaxError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
 class _Parser:
     def __init__(self, source: str, *, collect: bool) -> None:
         self.source = source
@@ -159,7 +168,16 @@ class _Parser:
     def enter(self, tok: Token) -> None:
         self.depth += 1
         if self.depth > MAX_DEPTH:
-            self.fail(f"rule nests deeper than {MAX_DEPTH} levels", tok)
+            raise _Abort(
+                RuleSyntaxError(f"rule nests deeper than {MAX_DEPTH} levels", self.source, tok.span)
+            )
+
+    def report(self, error: RuleSyntaxError) -> None:
+        """Record ``error`` and go on (collecting mode) or raise it."""
+        if not self.collect:
+            raise error
+        if len(self.errors) < MAX_ERRORS:
+            self.errors.append(error)
 
     # --- boolean structure -----------------------------------------------------------------
 
@@ -167,18 +185,39 @@ class _Parser:
         expr = self.parse_binary(0, event_ctx=False)
         if self.tok.kind != EOF:
             tok = self.tok
-            message = (
-                "unmatched ')'"
-                if tok.text == ")"
-                else f"expected 'and', 'or' or the end of the rule, found {tok.describe()}"
+            hint = None
+            if tok.text == ")":
+                message = "unmatched ')'"
+            elif tok.kind == NAME and tok.text.lower() in BINARY_OPERATORS:
+                hint = tok.text.lower()
+                message = (
+                    f"expected 'and', 'or' or the end of the rule, found {tok.describe()}"
+                    " (keywords are lower-case)"
+                )
+            elif tok.is_word("within"):
+                message, hint = self._within_message()
+            else:
+                message = f"expected 'and', 'or' or the end of the rule, found {tok.describe()}"
+            self.report(
+                RuleSyntaxError(
+                    message,
+                    self.source,
+                    tok.span,
+                    expected=("'and'", "'or'", "end of rule"),
+                    suggestion=hint,
+                )
             )
-            error = RuleSyntaxError(
-                message, self.source, tok.span, expected=("'and'", "'or'", "end of rule")
-            )
-            if not self.collect:
-                raise error
-            self.errors.append(error)
         return expr
+
+    def _within_message(self) -> tuple[str, str | None]:
+        nxt = self.peek()
+        example = nxt.text if nxt.kind == DURATION else "7d"
+        hint = f"in last {nxt.text}" if nxt.kind == DURATION else None
+        return (
+            f"'within' limits a sequence (did A then B within {example});"
+            " for a single event use 'in last'",
+            hint,
+        )
 
     def parse_binary(self, min_power: int, *, event_ctx: bool) -> ast.Expr:
         """Precedence climbing over :data:`BINARY_OPERATORS`; same-operator runs are flattened."""
@@ -192,11 +231,25 @@ class _Parser:
             items = [left]
             while self.tok.kind == NAME and self.tok.text == tok.text:
                 op_tok = self.advance()
-                if self.tok.kind == EOF or (
-                    self.tok.kind == NAME and self.tok.text in BINARY_OPERATORS
+                if (
+                    self.tok.kind == EOF
+                    or (self.tok.kind == NAME and self.tok.text in BINARY_OPERATORS)
+                    or (self.tok.kind == PUNCT and self.tok.text == ")")
                 ):
-                    self.fail_after(op_tok, "a condition")
+                    found = self.tok
+                    suffix = "" if found.kind == EOF else f", found {found.describe()}"
+                    self.report(
+                        RuleSyntaxError(
+                            f"expected a condition after '{op_tok.text}'{suffix}",
+                            self.source,
+                            found.span,
+                            expected=("a condition",),
+                        )
+                    )
+                    continue
                 items.append(self.parse_binary(power, event_ctx=event_ctx))
+            if len(items) == 1:  # only reachable while collecting errors
+                continue
             start = _span_of(items[0]).start
             end = _span_of(items[-1]).end
             left = node_cls(tuple(items), span=Span(start, end))
@@ -209,16 +262,18 @@ class _Parser:
         try:
             return self.parse_unary(event_ctx=event_ctx)
         except RuleSyntaxError as error:
-            if len(self.errors) < MAX_ERRORS and not any(
-                e.span == error.span and e.message == error.message for e in self.errors
-            ):
-                self.errors.append(error)
+            if not any(e.span == error.span and e.message == error.message for e in self.errors):
+                self.report(error)
             self.synchronize(start)
             return ast.IsKnown("?", span=Span(0, 0))
 
     def synchronize(self, start: int) -> None:
         """Skip to the next and/or/')' at this nesting level (or the end)."""
-        if self.pos == start and self.tok.kind != EOF:
+        tok = self.tok
+        closes = (tok.kind == PUNCT and tok.text == ")") or (
+            tok.kind == NAME and tok.text in BINARY_OPERATORS
+        )
+        if self.pos == start and tok.kind != EOF and not closes:
             self.advance()
         depth = 0
         while self.tok.kind != EOF:
@@ -277,7 +332,10 @@ class _Parser:
                 or (word == "in" and nxt.is_word("segment"))
             )
             if special and event_ctx:
-                self.fail(f"'{word}' cannot be used inside 'where': {_EVENT_ONLY}")
+                what, span = word, tok.span
+                if word == "in":
+                    what, span = "in segment", tok.span.cover(nxt.span)
+                self.fail(f"'{what}' cannot be used inside 'where': {_EVENT_ONLY}", span=span)
             if word == "did":
                 return self.parse_did()
             if word in _AGGREGATES and opens_call:
@@ -294,6 +352,10 @@ class _Parser:
             self.advance()
             return self.parse_field_predicate(tok)
         if tok.kind == EOF:
+            if self.pos == 0:
+                raise RuleSyntaxError(
+                    "the rule is empty", self.source, None, expected=("a condition",)
+                )
             self.fail("expected a condition, found the end of the rule", expected=("a condition",))
         hint = None
         if tok.kind == STRING:
@@ -427,7 +489,10 @@ class _Parser:
     # --- behavioural predicates ------------------------------------------------------------
 
     def parse_event_name(self, after: Token) -> Token:
-        if self.tok.kind not in (NAME, QNAME):
+        tok = self.tok
+        if tok.kind not in (NAME, QNAME) or (
+            tok.kind == NAME and tok.text in ("and", "or", "not", "where", "then", "within")
+        ):
             self.fail_after(after, "an event name")
         return self.advance()
 
@@ -512,6 +577,11 @@ class _Parser:
             return ast.FirstTime(
                 event_tok.value, where, window, span=Span(did.start, self.tokens[self.pos - 1].end)
             )
+        if self.tok.is_word("within"):
+            message, hint = self._within_message()
+            nxt = self.peek()
+            end = nxt.end if nxt.kind == DURATION else self.tok.end
+            self.fail(message, suggestion=hint, span=Span(self.tok.start, end))
         count_op: str | None = None
         count: int | None = None
         if self.tok.kind == OP:
@@ -619,6 +689,12 @@ class _Parser:
                 " (use 'in last' or 'more than … ago')"
             )
         if tok.kind in (NAME, QNAME) and tok.kind != EOF and tok.text not in ("and", "or"):
+            if tok.kind == NAME and tok.text.lower() in ("true", "false"):
+                self.fail(
+                    f"expected {what} after '{after.text}', found the name {tok.describe()}"
+                    " (booleans are lower-case)",
+                    suggestion=tok.text.lower(),
+                )
             if tok.kind == NAME and tok.text in ("null", "None", "nil"):
                 self.fail(
                     f"there is no {tok.text}: use 'is known' or 'is not known'",
@@ -665,14 +741,35 @@ class _Parser:
 
 
 def _check_regex(parser: _Parser, pattern: str, flags: str, tok: Token) -> None:
-    if len(pattern) > MAX_REGEX_LENGTH:
-        parser.fail(
-            f"regex is {len(pattern)} characters long; the limit is {MAX_REGEX_LENGTH}", tok
-        )
     try:
-        re.compile(pattern, regex_flags(flags))
-    except (re.error, RecursionError, OverflowError, ValueError) as exc:
-        parser.fail(f"invalid regex: {exc}", tok)
+        compile_regex(pattern, flags)
+    except ValueError as exc:
+        parser.fail(str(exc), tok)
+
+
+def compile_regex(pattern: str, flags: str) -> re.Pattern[str]:
+    """Compile a rule's regex, or raise :class:`ValueError` saying why it is refused.
+
+    Patterns longer than :data:`MAX_REGEX_LENGTH` are refused, and so are patterns
+    that :mod:`re` warns will change meaning in a future Python (such as ``[[a]``).
+
+    >>> compile_regex("^a", "i").flags & re.IGNORECASE != 0
+    True
+    >>> compile_regex("[[a]", "")
+    Traceback (most recent call last):
+    ...
+    ValueError: invalid regex: Possible nested set at position 1
+    """
+    if len(pattern) > MAX_REGEX_LENGTH:
+        raise ValueError(
+            f"regex is {len(pattern)} characters long; the limit is {MAX_REGEX_LENGTH}"
+        )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        try:
+            return re.compile(pattern, regex_flags(flags))
+        except (re.error, FutureWarning, RecursionError, OverflowError, ValueError) as exc:
+            raise ValueError(f"invalid regex: {exc}") from None
 
 
 def regex_flags(flags: str) -> int:
@@ -696,7 +793,10 @@ def parse_expr(source: str) -> ast.Expr:
     if not isinstance(source, str):
         raise TypeError(f"rule text must be a str, got {type(source).__name__}")
     parser = _Parser(source, collect=False)
-    expr = parser.parse_rule()
+    try:
+        expr = parser.parse_rule()
+    except _Abort as abort:
+        raise abort.error from None
     assert expr is not None
     return expr
 
@@ -709,6 +809,9 @@ def parse_expr_all(source: str) -> tuple[ast.Expr | None, list[RuleSyntaxError]]
         return None, [error]
     try:
         expr = parser.parse_rule()
+    except _Abort as abort:
+        parser.errors.append(abort.error)
+        expr = None
     except RuleSyntaxError as error:  # an error outside any and/or operand
         parser.errors.append(error)
         expr = None

@@ -238,6 +238,7 @@ def parse(text: str) -> Rule:
     segkit.errors.RuleSyntaxError: unknown operator '>>' (line 1, column 5)
       age >> 3
           ^^
+      hint: did you mean '>'?
 
     .. versionadded:: 0.1.0
     """

@@ -15,7 +15,6 @@ values are JSON scalars, except dates (``{"date": "2024-01-31"}``) and datetimes
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, Final
@@ -23,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Final
 import attrs
 
 from segkit.dsl import ast
-from segkit.dsl.parser import MAX_DEPTH, MAX_REGEX_LENGTH, regex_flags
+from segkit.dsl.parser import MAX_DEPTH, compile_regex
 from segkit.errors import RuleSyntaxError
 from segkit.hashing import BUCKETS
 from segkit.timeutil import Duration
@@ -65,6 +64,7 @@ _NODE_FIELDS: Final = {"items", "operand", "where", "window", "steps"}
 _DURATION_FIELDS: Final = {"duration", "within"}
 _STR_FIELDS: Final = {"field", "op", "event", "segment", "salt", "pattern", "flags", "mode", "func"}
 _OPTIONAL_STR_FIELDS: Final = {"prop", "count_op"}
+_OPTIONAL_FIELDS: Final = {"prop", "count_op", "count"}
 _EXPR_FIELDS: Final = {"operand", "where"}
 _EXPR_TYPES: Final = (
     ast.And,
@@ -180,7 +180,7 @@ class _Loader:
                     raise self.fail(str(exc)) from None
                 if kwargs[name] is None:
                     raise self.fail(f"expected a duration such as '30d', got {item!r}")
-            elif item is None and field.default is None:
+            elif item is None and name in _OPTIONAL_FIELDS:
                 kwargs[name] = None
             else:
                 kwargs[name] = self.value(item, allow_list=name == "values")
@@ -240,12 +240,11 @@ class _Loader:
                 f for f in ast.REGEX_FLAGS if f in node.flags
             )
             checks.append((ok, f"bad regex flags {node.flags!r}"))
-            checks.append((len(node.pattern) <= MAX_REGEX_LENGTH, "regex too long"))
             if ok:
                 try:
-                    re.compile(node.pattern, regex_flags(node.flags))
-                except (re.error, RecursionError, OverflowError, ValueError) as exc:
-                    checks.append((False, f"invalid regex: {exc}"))
+                    compile_regex(node.pattern, node.flags)
+                except ValueError as exc:
+                    checks.append((False, str(exc)))
         if isinstance(node, ast.Bucket):
             ok = (
                 isinstance(node.low, int)

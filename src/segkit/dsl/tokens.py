@@ -85,7 +85,18 @@ PUNCT: Final = "punct"  # ( ) [ ] , . ..
 EOF: Final = "eof"
 
 _OPERATORS: Final = {"=": "=", "==": "=", "!=": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
-_OPERATOR_HINTS: Final = {"=>": ">=", "=<": "<=", "<>": "!=", "!==": "!=", "===": "=", "!": "!="}
+_OPERATOR_HINTS: Final = {
+    "=>": ">=",
+    "=<": "<=",
+    "<>": "!=",
+    "!==": "!=",
+    "===": "=",
+    "!": "!=",
+    ">>": ">",
+    "<<": "<",
+    ">==": ">=",
+    "<==": "<=",
+}
 _NAME_RE: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _NUMBER_RE: Final = re.compile(r"-?[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?")
 _UNIT_RE: Final = re.compile(r"[A-Za-z]+")
@@ -95,6 +106,7 @@ _TIME_SHAPE: Final = re.compile(
     r"(?:T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,6}))?)?(Z|[+-]\d{2}:\d{2})?)?"
 )
 _OP_CHARS: Final = frozenset("=!<>")
+_DIGITS: Final = frozenset("0123456789")
 _ESCAPES: Final = {'"': '"', "'": "'", "\\": "\\", "n": "\n", "t": "\t", "r": "\r", "0": "\0"}
 _REGEX_FLAGS: Final = "ims"
 
@@ -122,6 +134,8 @@ class Token(NamedTuple):
         if self.kind == EOF:
             return "the end of the rule"
         text = self.text if len(self.text) <= 30 else self.text[:27] + "..."
+        if self.kind == STRING:
+            return text
         return f"'{text}'"
 
 
@@ -169,11 +183,8 @@ def tokenize(source: str) -> list[Token]:
                 ^^
     """
     if len(source) > MAX_RULE_LENGTH:
-        raise _error(
-            f"rule is {len(source)} characters long; the limit is {MAX_RULE_LENGTH}",
-            source[:200],
-            0,
-            0,
+        raise RuleSyntaxError(
+            f"rule is {len(source)} characters long; the limit is {MAX_RULE_LENGTH}"
         )
     tokens: list[Token] = []
     pos = 0
@@ -186,7 +197,8 @@ def tokenize(source: str) -> list[Token]:
             pos = n if newline == -1 else newline
             continue
         if pos >= n:
-            tokens.append(Token(EOF, "", None, n, n))
+            end = tokens[-1].end if tokens else 0
+            tokens.append(Token(EOF, "", None, end, end))
             return tokens
         ch = source[pos]
         if ch.isalpha() or ch == "_":
@@ -200,7 +212,7 @@ def tokenize(source: str) -> list[Token]:
                 )
             tokens.append(Token(NAME, m.group(), m.group(), pos, m.end()))
             pos = m.end()
-        elif ch.isdigit() or (ch == "-" and pos + 1 < n and source[pos + 1].isdigit()):
+        elif ch in _DIGITS or (ch == "-" and pos + 1 < n and source[pos + 1] in _DIGITS):
             pos = _number_or_duration(source, pos, tokens)
         elif ch in "\"'":
             pos = _string(source, pos, tokens, STRING, ch)
@@ -296,6 +308,8 @@ def _string(source: str, pos: int, tokens: list[Token], kind: str, quote: str) -
             if i + 1 >= n:
                 break
             esc = source[i + 1]
+            if esc in "\r\n":
+                break
             if esc == "u":
                 digits = source[i + 2 : i + 6]
                 if len(digits) != 4 or not all(c in "0123456789abcdefABCDEF" for c in digits):
@@ -308,7 +322,8 @@ def _string(source: str, pos: int, tokens: list[Token], kind: str, quote: str) -
             elif esc in _ESCAPES:
                 chars.append(_ESCAPES[esc])
             else:
-                raise _error(f"unknown escape '\\{esc}' in {what}", source, i, i + 2)
+                shown = esc if esc.isprintable() else repr(esc)[1:-1]
+                raise _error(f"unknown escape '\\{shown}' in {what}", source, i, i + 2)
             i += 2
             continue
         chars.append(ch)
