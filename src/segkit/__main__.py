@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections import defaultdict
 from collections.abc import Sequence
@@ -31,8 +32,9 @@ DEMO_RULES: tuple[tuple[str, str], ...] = (
 )
 
 
-def run_demo(out: TextIO = sys.stdout, *, n_profiles: int = 300, seed: int = 7) -> int:
+def run_demo(out: TextIO | None = None, *, n_profiles: int = 300, seed: int = 7) -> int:
     """Print a small segment analysis of built-in synthetic data; return the exit code."""
+    out = out if out is not None else sys.stdout
     data = generate(n_profiles, seed=seed)
     schema = data.schema
     events_by_key: dict[str, list[sk.Event]] = defaultdict(list)
@@ -69,8 +71,9 @@ def run_demo(out: TextIO = sys.stdout, *, n_profiles: int = 300, seed: int = 7) 
     return 0
 
 
-def run_check(text: str, schema_path: str | None, out: TextIO = sys.stdout) -> int:
+def run_check(text: str, schema_path: str | None, out: TextIO | None = None) -> int:
     """Print the canonical form of ``text`` (exit 0) or every error with carets (exit 1)."""
+    out = out if out is not None else sys.stdout
     schema = None
     if schema_path is not None:
         try:
@@ -109,5 +112,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def _run() -> int:
+    try:
+        return main()
+    except BrokenPipeError:  # e.g. `python -m segkit demo | head`: stop quietly
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+
+
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(_run())

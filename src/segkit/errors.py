@@ -235,12 +235,25 @@ class RuleSyntaxError(RuleError):
 class RuleTypeError(RuleError):
     """The rule is well-formed but does not fit the schema (types, unknown names).
 
+    >>> import segkit as sk
+    >>> schema = sk.Schema(attributes={"age": "int"})
+    >>> try:
+    ...     sk.check('age > "x"', schema)
+    ... except sk.RuleTypeError as e:
+    ...     print(e.message)
+    cannot compare int attribute 'age' with a string ("x")
+
     .. versionadded:: 0.1.0
     """
 
 
 class UnknownAttributeError(RuleTypeError):
     """The rule names a profile attribute the schema does not declare.
+
+    >>> import segkit as sk
+    >>> schema = sk.Schema(attributes={"country": "string"})
+    >>> [e.suggestion for e in sk.iter_errors('contry = "FR"', schema)]
+    ['country']
 
     .. versionadded:: 0.1.0
     """
@@ -249,12 +262,22 @@ class UnknownAttributeError(RuleTypeError):
 class UnknownEventError(RuleTypeError):
     """The rule names an event type the schema does not declare.
 
+    >>> import segkit as sk
+    >>> schema = sk.Schema(events={"purchase": {}})
+    >>> [type(e).__name__ for e in sk.iter_errors("did purchse", schema)]
+    ['UnknownEventError']
+
     .. versionadded:: 0.1.0
     """
 
 
 class UnknownPropertyError(RuleTypeError):
     """The rule names an event property the schema does not declare for that event.
+
+    >>> import segkit as sk
+    >>> schema = sk.Schema(events={"purchase": {"amount": "float"}})
+    >>> [e.message for e in sk.iter_errors("sum(purchase.amnt) > 3", schema)]
+    ["event 'purchase' has no property 'amnt'"]
 
     .. versionadded:: 0.1.0
     """
@@ -315,12 +338,18 @@ def _rebuild_schema_error(
 class SegmentError(SegkitError, LookupError):
     """An unknown segment, a duplicate name, or a dependency cycle between segments.
 
+    >>> issubclass(SegmentError, LookupError)
+    True
+
     .. versionadded:: 0.1.0
     """
 
 
 class StorageError(SegkitError):
     """A storage backend failed or broke the storage protocol.
+
+    >>> issubclass(ConflictError, StorageError) and issubclass(CorruptDataError, StorageError)
+    True
 
     .. versionadded:: 0.1.0
     """
@@ -329,12 +358,18 @@ class StorageError(SegkitError):
 class ConflictError(StorageError):
     """A compare-and-set write found a different version than it expected.
 
+    >>> str(ConflictError("segment 'vip': expected version 3, found 4"))
+    "segment 'vip': expected version 3, found 4"
+
     .. versionadded:: 0.1.0
     """
 
 
 class CorruptDataError(StorageError):
     """Stored bytes are truncated, altered, or in an unknown format.
+
+    >>> isinstance(CorruptDataError("bad checksum"), SegkitError)
+    True
 
     .. versionadded:: 0.1.0
     """

@@ -449,6 +449,10 @@ class AggregateBuilder:
 def sum_of(event: str, prop: str) -> AggregateBuilder:
     """``sum(event.prop …)`` — 0 when there are no events.
 
+    >>> import segkit as sk
+    >>> str(sk.sum_of("purchase", "amount").in_last("30d") > 100)
+    'sum(purchase.amount in last 30d) > 100'
+
     .. versionadded:: 0.1.0
     """
     return AggregateBuilder("sum", event, prop)
@@ -456,6 +460,10 @@ def sum_of(event: str, prop: str) -> AggregateBuilder:
 
 def avg_of(event: str, prop: str) -> AggregateBuilder:
     """``avg(event.prop …)`` — unknown (never matches) when there are no events.
+
+    >>> import segkit as sk
+    >>> str(sk.avg_of("purchase", "amount") >= 20)
+    'avg(purchase.amount) >= 20'
 
     .. versionadded:: 0.1.0
     """
@@ -465,6 +473,10 @@ def avg_of(event: str, prop: str) -> AggregateBuilder:
 def min_of(event: str, prop: str) -> AggregateBuilder:
     """``min(event.prop …)``.
 
+    >>> import segkit as sk
+    >>> str(sk.min_of("purchase", "amount") < 5)
+    'min(purchase.amount) < 5'
+
     .. versionadded:: 0.1.0
     """
     return AggregateBuilder("min", event, prop)
@@ -472,6 +484,10 @@ def min_of(event: str, prop: str) -> AggregateBuilder:
 
 def max_of(event: str, prop: str) -> AggregateBuilder:
     """``max(event.prop …)``.
+
+    >>> import segkit as sk
+    >>> str(sk.max_of("purchase", "amount").where('sku = "A"') > 50)
+    'max(purchase.amount where sku = "A") > 50'
 
     .. versionadded:: 0.1.0
     """
