@@ -13,6 +13,7 @@ True
 .. versionadded:: 0.1.0
 """
 
+from segkit.compile.plan import Plan, compile_plan
 from segkit.compile.predicate import Predicate, compile_predicate
 from segkit.dsl.builder import (
     attr,
@@ -27,6 +28,7 @@ from segkit.dsl.builder import (
 )
 from segkit.dsl.check import check
 from segkit.dsl.rule import Rule, is_valid, iter_errors, parse
+from segkit.engine import Engine, Explanation, MembershipChange, SegmentInfo
 from segkit.errors import (
     ConflictError,
     CorruptDataError,
@@ -42,6 +44,7 @@ from segkit.errors import (
     UnknownEventError,
     UnknownPropertyError,
 )
+from segkit.index import Members
 from segkit.records import Event, IdMap, Profile
 from segkit.schema import EventType, FieldType, Schema
 from segkit.timeutil import Duration
@@ -52,10 +55,15 @@ __all__ = [
     "ConflictError",
     "CorruptDataError",
     "Duration",
+    "Engine",
     "Event",
     "EventType",
+    "Explanation",
     "FieldType",
     "IdMap",
+    "Members",
+    "MembershipChange",
+    "Plan",
     "Predicate",
     "Profile",
     "Rule",
@@ -66,6 +74,7 @@ __all__ = [
     "SchemaError",
     "SegkitError",
     "SegmentError",
+    "SegmentInfo",
     "Span",
     "StorageError",
     "UnknownAttributeError",
@@ -76,6 +85,7 @@ __all__ = [
     "avg_of",
     "bucket",
     "check",
+    "compile_plan",
     "compile_predicate",
     "count_of",
     "did",
