@@ -97,6 +97,21 @@ def test_in_last_hours_is_exact_elapsed_time_across_dst() -> None:
     assert not pred({"seen": now_utc - timedelta(hours=24)}, [], now)
 
 
+def test_exact_windows_do_not_depend_on_the_zone_of_now() -> None:
+    """``in last 23h`` is the same window whether ``now`` is given in Paris time or UTC
+    (regression: ``Duration.before`` once did wall-clock arithmetic on a Paris ``now``)."""
+    now = datetime(2024, 3, 31, 12, 0, tzinfo=PARIS)  # 10:00 UTC, the day clocks went forward
+    inside = [ev("view", datetime(2024, 3, 30, 12, 59, 59, tzinfo=PARIS))]  # 11:59:59 UTC
+    pred = sk.compile_predicate("did view in last 23h", SHOP)
+    assert pred({}, inside, now)
+    assert pred({}, inside, now.astimezone(UTC))
+    assert reference_eval(
+        sk.parse("did view in last 23h").expr, {}, inside, now, tz=PARIS, key="c-1"
+    )
+    outside = [ev("view", datetime(2024, 3, 30, 11, 59, 59, tzinfo=PARIS))]  # 10:59:59 UTC
+    assert not pred({}, outside, now)
+
+
 def test_fall_back_fold_compares_by_instant() -> None:
     """Inside the autumn fold, 02:30 (first) and 02:30 (second) are an hour apart."""
     first = datetime(2024, 10, 27, 2, 30, tzinfo=PARIS, fold=0)

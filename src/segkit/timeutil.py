@@ -187,6 +187,10 @@ class Duration:
 
         >>> Duration(1, "mo").after(datetime(2024, 1, 31, tzinfo=timezone.utc), timezone.utc).date()
         datetime.date(2024, 2, 29)
+        >>> from zoneinfo import ZoneInfo
+        >>> paris = ZoneInfo("Europe/Paris")   # hours are exact, even across a clock change
+        >>> Duration(24, "h").after(datetime(2024, 3, 30, 12, 0, tzinfo=paris), paris).isoformat()
+        '2024-03-31T11:00:00+00:00'
         """
         return self._shift(moment, tz, 1)
 
@@ -194,7 +198,9 @@ class Duration:
         if moment.tzinfo is None:
             raise ValueError("expected an aware datetime")
         if self.unit in _EXACT_UNITS:
-            return (moment + sign * self.to_timedelta()).astimezone(timezone.utc)
+            # exact units: instant arithmetic (aware + timedelta is wall-clock arithmetic
+            # in Python when the tzinfo observes daylight saving)
+            return moment.astimezone(timezone.utc) + sign * self.to_timedelta()
         local = moment.astimezone(tz).replace(tzinfo=None)
         shifted = local + sign * self._relativedelta()
         return shifted.replace(tzinfo=tz).astimezone(timezone.utc)
