@@ -6,8 +6,16 @@
 from pyroaring import BitMap as Bitmap
 from pyroaring import FrozenBitMap as FrozenBitmap
 
-from segkit.index.attributes import LOW_CARDINALITY, AttributeIndex
+from segkit.index.attributes import LOW_CARDINALITY, AttributeIndex, SortedColumn
 from segkit.index.events import EventIndex
 from segkit.index.members import Members
 
-__all__ = ["LOW_CARDINALITY", "AttributeIndex", "Bitmap", "EventIndex", "FrozenBitmap", "Members"]
+__all__ = [
+    "LOW_CARDINALITY",
+    "AttributeIndex",
+    "Bitmap",
+    "EventIndex",
+    "FrozenBitmap",
+    "Members",
+    "SortedColumn",
+]
