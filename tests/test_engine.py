@@ -47,6 +47,7 @@ class EngineMachine(RuleBasedStateMachine):
         self.events: dict[str, list[sk.Event]] = {}
         self.static: dict[str, set[str]] = {}
         self.rules: dict[str, ast.Expr] = {}
+        self.uses: dict[str, set[str]] = {}  # segment -> the segments defined on top of it
 
     # --- the model --------------------------------------------------------------------------
 
@@ -61,9 +62,14 @@ class EngineMachine(RuleBasedStateMachine):
                 NOW,
                 tz=TEST_TZ,
                 key=key,
-                segments=lambda name, k=key: k in self.static[name],
+                segments=lambda name, k=key: k in self._segment_members(name),
             )
         }
+
+    def _segment_members(self, name: str) -> set[str]:
+        if name in self.static:
+            return self.static[name]
+        return self._model_members(self.rules[name])
 
     def _ensure(self, key: str) -> None:
         self.attrs.setdefault(key, {})
@@ -99,12 +105,49 @@ class EngineMachine(RuleBasedStateMachine):
         """Replace a segment's rule."""
         self.engine.redefine(seg, sk.Rule(expr))
         self.rules[seg] = expr
+        for used in self.uses.values():  # the new rule refers to static segments only
+            used.discard(seg)
+
+    @rule(target=segments, base=segments, expr=exprs(max_depth=1), negate=st.booleans())
+    def define_on_top(self, base: str, expr: ast.Expr, negate: bool) -> str:
+        """Define a segment of a segment: ``[not] in segment "base" and expr``."""
+        seg = f"{base}_on_top"
+        while seg in self.rules:
+            seg += "x"
+        rule = ast.And((ast.InSegment(base, negated=negate), expr))
+        self.engine.define(seg, sk.Rule(rule))
+        self.rules[seg] = rule
+        self.uses.setdefault(base, set()).add(seg)
+        return seg
 
     @rule(seg=consumes(segments))
     def drop(self, seg: str) -> None:
-        """Drop a segment (nothing refers to dynamic segments here)."""
+        """Drop a segment; refused (SegmentError, nothing changes) while others use it."""
+        users = sorted(self.uses.get(seg, set()))
+        if users:
+            with pytest.raises(sk.SegmentError, match="used by"):
+                self.engine.drop(seg)
+            return
         self.engine.drop(seg)
         del self.rules[seg]
+        for used in self.uses.values():
+            used.discard(seg)
+
+    @rule(
+        records=st.lists(profiles(), min_size=1, max_size=6),
+        bulk=st.booleans(),
+    )
+    def upsert_batch(self, records: list[tuple[str, dict[str, Any]]], bulk: bool) -> None:
+        """Upsert a batch, profile by profile or through the bulk (bitmap plan) path."""
+        self.engine._bulk = 1 if bulk else 10**9
+        self.engine.upsert_many(records)
+        for key, values in records:
+            stored = self.attrs.setdefault(key, {})
+            for name, value in values.items():
+                if value is None:
+                    stored.pop(name, None)
+                else:
+                    stored[name] = value
 
     @rule(record=profiles())
     def upsert(self, record: tuple[str, dict[str, Any]]) -> None:
@@ -233,24 +276,31 @@ def test_upsert_returns_membership_changes() -> None:
     assert not engine.upsert("c", {"age": 18})
 
 
-def test_only_segments_reading_the_change_are_reevaluated() -> None:
-    """A segment whose rule does not read the changed attribute is not evaluated."""
+def test_only_segments_whose_leaves_flip_are_reevaluated() -> None:
+    """An update evaluates a rule only when one of its leaves on the changed attribute
+    flips; a top-level conjunct flipping to false decides the rule without evaluating."""
     engine = make_engine()
-    engine.define("fr", 'country = "FR"')
+    engine.define("fr_adults", 'country = "FR" and age >= 18')
     calls = []
-    seg = engine._segments["fr"]
-    original = seg.predicate
+    seg = engine._segments["fr_adults"]
+    original = seg.fn
     assert original is not None
 
-    def counting(*args: Any, **kwargs: Any) -> bool:
+    def counting(*args: Any) -> bool:
         calls.append(args)
-        return original(*args, **kwargs)
+        return original(*args)
 
-    seg.predicate = counting  # type: ignore[assignment]
-    engine.upsert("a", {"age": 50})
+    seg.fn = counting
+    assert not engine.upsert("a", {"age": 50})  # 31 -> 50: `age >= 18` holds for both
+    assert not engine.upsert("a", {"tags": ["x"]})  # not read by the rule
     assert calls == []
-    engine.upsert("a", {"country": "DE"})
+    change = engine.upsert("c", {"age": 18})  # 17 -> 18 flips `age >= 18`: evaluate
     assert len(calls) == 1
+    assert change.entered == {"fr_adults": ["c"]}
+    change = engine.upsert("c", {"country": "DE"})  # a conjunct flips to false: decided
+    assert len(calls) == 1
+    assert change.exited == {"fr_adults": ["c"]}
+    assert engine.members("fr_adults").keys() == ["a"]
 
 
 def test_events_update_behavioural_segments() -> None:

@@ -34,10 +34,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Final
 
 import attrs
 
+from segkit.compile.changes import ChangeIndex
 from segkit.compile.plan import Plan, compile_plan
 from segkit.compile.predicate import Predicate, _Compiler, _Ctx, compile_predicate
 from segkit.dsl import ast
@@ -104,6 +105,8 @@ class _ChangeLog:
         self.after[(segment, key)] = now
 
     def result(self) -> MembershipChange:
+        if not self.after:
+            return MembershipChange({}, {})
         entered: dict[str, list[str]] = {}
         exited: dict[str, list[str]] = {}
         for (segment, key), now in self.after.items():
@@ -142,14 +145,22 @@ class SegmentInfo:
 
 
 class _Segment:
-    __slots__ = ("ids", "name", "plan", "predicate", "rule")
+    __slots__ = ("attributes", "events", "fn", "ids", "name", "plan", "predicate", "rank", "rule")
 
     def __init__(self, name: str, rule: Rule | None) -> None:
         self.name = name
-        self.rule = rule
         self.ids = Bitmap()
-        self.plan: Plan | None = None
-        self.predicate: Predicate | None = None
+        self.rank = 0  # position in the dependency order of the dynamic segments
+        self.set_rule(rule, None, None)
+
+    def set_rule(self, rule: Rule | None, plan: Plan | None, predicate: Predicate | None) -> None:
+        self.rule = rule
+        self.plan = plan
+        self.predicate = predicate
+        # the compiled closure, called directly on the hot path (skips argument checks)
+        self.fn = None if predicate is None else predicate._fn
+        self.attributes = frozenset() if rule is None else rule.attributes
+        self.events = frozenset() if rule is None else rule.events
 
     @property
     def dynamic(self) -> bool:
@@ -234,6 +245,12 @@ class Engine:
         self._event_index = EventIndex()
         self._segments: dict[str, _Segment] = {}
         self._graph = SegmentGraph()
+        self._order: list[_Segment] | None = None
+        self._readers: dict[tuple[str, str], list[_Segment]] = {}
+        self._changes: ChangeIndex[_Segment] | None = None
+        self._used: set[str] = set()  # segments that other segments refer to
+        self._bulk = BULK
+        self._plans: dict[str, Plan] = {}
 
     # --- the IndexView protocol (read by plans) --------------------------------------------
 
@@ -271,7 +288,10 @@ class Engine:
 
     def now(self) -> datetime:
         """The Engine's clock, as an aware UTC datetime."""
-        return ensure_aware(self._clock(), self.schema.tz, "clock time").astimezone(timezone.utc)
+        moment = self._clock()
+        if moment.tzinfo is timezone.utc:
+            return moment
+        return ensure_aware(moment, self.schema.tz, "clock time").astimezone(timezone.utc)
 
     def _segment(self, name: str) -> _Segment:
         try:
@@ -328,8 +348,19 @@ class Engine:
         """Create or update one profile (values merge; ``None`` unsets).
 
         Returns the membership changes this caused.
+
+        >>> import segkit as sk
+        >>> engine = sk.Engine(sk.Schema(attributes={"age": "int"}))
+        >>> _ = engine.define("adults", "age >= 18")
+        >>> engine.upsert("c-1", {"age": 17})
+        MembershipChange(entered={}, exited={})
+        >>> engine.upsert("c-1", {"age": 18})
+        MembershipChange(entered={'adults': ['c-1']}, exited={})
         """
-        return self.upsert_many([(key, attributes)])
+        values = self.schema.validate_profile(key, attributes)
+        log = _ChangeLog()
+        self._apply(key, values, log, self.now())
+        return log.result()
 
     def upsert_many(
         self,
@@ -363,28 +394,85 @@ class Engine:
                 )
             key, values = record
             validated.append((key, self.schema.validate_profile(key, values)))
+        if len(validated) >= self._bulk:
+            return self._upsert_bulk(validated)
         log = _ChangeLog()
         now = self.now()
         for key, values in validated:
-            pid, created = self._ensure(key)
+            self._apply(key, values, log, now)
+        return log.result()
+
+    def _apply(self, key: str, values: dict[str, Any], log: _ChangeLog, now: datetime) -> None:
+        """Merge one validated record and update the memberships it affects."""
+        pid, created = self._ensure(key)
+        stored = self._attrs[pid]
+        index = self._attr_index
+        changes: list[tuple[str, Any, Any]] = []
+        for name, value in values.items():
+            old = stored.get(name)
+            if value is None:
+                if old is not None:
+                    del stored[name]
+                    changes.append((name, old, None))
+                    index[name].unset(pid)
+            elif old is None or old != value or type(old) is not type(value):
+                stored[name] = value
+                changes.append((name, old, value))
+                index[name].set(pid, value)
+        if created:
+            self._reevaluate(pid, log, now)
+        elif changes:
+            self._reevaluate_changes(pid, changes, log, now)
+
+    def _upsert_bulk(self, validated: list[tuple[str, dict[str, Any]]]) -> MembershipChange:
+        """Apply many records, then re-evaluate each affected segment once, with its
+        bitmap plan restricted to the profiles that changed."""
+        touched = Bitmap()
+        changed_names: set[str] = set()
+        created = False
+        index = self._attr_index
+        for key, values in validated:
+            pid, new = self._ensure(key)
+            created = created or new
             stored = self._attrs[pid]
-            changed: set[str] = set()
             for name, value in values.items():
+                old = stored.get(name)
                 if value is None:
-                    if name in stored:
+                    if old is not None:
                         del stored[name]
-                        changed.add(name)
-                        self._attr_index[name].unset(pid)
-                elif stored.get(name, _MISSING) != value or type(stored.get(name)) is not type(
-                    value
-                ):
+                        changed_names.add(name)
+                        index[name].unset(pid)
+                        touched.add(pid)
+                elif old is None or old != value or type(old) is not type(value):
                     stored[name] = value
-                    changed.add(name)
-                    self._attr_index[name].set(pid, value)
-            if created:
-                self._reevaluate(pid, log, now)
-            elif changed:
-                self._reevaluate(pid, log, now, attributes=changed)
+                    changed_names.add(name)
+                    index[name].set(pid, value)
+                    touched.add(pid)
+            if new:
+                touched.add(pid)
+        if created:
+            segments = self._dynamic_order()
+        else:
+            found = {s.name: s for n in changed_names for s in self._readers_of("a", n)}
+            segments = sorted(found.values(), key=lambda seg: seg.rank)
+        return self._reevaluate_within(segments, touched, self.now())
+
+    def _reevaluate_within(
+        self, segments: Iterable[_Segment], ids: Bitmap, now: datetime
+    ) -> MembershipChange:
+        """Re-evaluate ``segments`` (in dependency order) for the profiles ``ids``."""
+        log = _ChangeLog()
+        key_of = self._ids.key_of
+        for seg in segments:
+            assert seg.plan is not None  # dynamic
+            new = seg.plan.execute(self, now, within=ids)
+            old = seg.ids & ids
+            for pid in new - old:
+                log.record(seg.name, key_of(pid), False, True)
+            for pid in old - new:
+                log.record(seg.name, key_of(pid), True, False)
+            seg.ids -= old
+            seg.ids |= new
         return log.result()
 
     def track(self, event: Event) -> MembershipChange:
@@ -485,47 +573,118 @@ class Engine:
         self._attrs[pid] = {}
         return pid, True
 
+    def _definitions_changed(self) -> None:
+        """Forget the cached evaluation orders (a segment was added, changed or dropped)."""
+        self._order = None
+        self._readers.clear()
+        self._changes = None
+        self._used = {name for name in self._segments if self._graph.users_of(name)}
+
+    def _dynamic_order(self) -> list[_Segment]:
+        """The dynamic segments in dependency order (cached)."""
+        order = self._order
+        if order is None:
+            order = [self._segments[n] for n in self._graph.order() if self._segments[n].dynamic]
+            for rank, seg in enumerate(order):
+                seg.rank = rank
+            self._order = order
+        return order
+
+    def _readers_of(self, kind: str, name: str) -> list[_Segment]:
+        """Dynamic segments reading attribute (``kind="a"``) or event (``"e"``) ``name``,
+        and the segments depending on them, in dependency order (cached)."""
+        cached = self._readers.get((kind, name))
+        if cached is None:
+            order = self._dynamic_order()
+            direct = [s.name for s in order if name in (s.attributes if kind == "a" else s.events)]
+            chosen = {*direct, *self._graph.dependents(direct)}
+            cached = [s for s in order if s.name in chosen]
+            self._readers[(kind, name)] = cached
+        return cached
+
+    def _change_index(self) -> ChangeIndex[_Segment]:
+        """The attribute leaves of every dynamic rule (cached)."""
+        found = self._changes
+        if found is None:
+            rules = [(seg, seg.rule.expr) for seg in self._dynamic_order() if seg.rule]
+            found = self._changes = ChangeIndex(rules, _Compiler(self.schema, self._resolve))
+        return found
+
+    def _reevaluate_changes(
+        self, pid: int, changes: list[tuple[str, Any, Any]], log: _ChangeLog, now: datetime
+    ) -> None:
+        """Re-evaluate for one profile only the segments whose attribute leaves flipped."""
+        key = self._ids.key_of(pid)
+        ctx = _Ctx(self._events.get(pid, ()), now, key)
+        index = self._change_index()
+        verdicts: dict[_Segment, bool] = {}
+        for name, old, new in changes:
+            index.affected(name, old, new, ctx, verdicts)
+        if not verdicts:
+            return
+        if any(seg.name in self._used for seg in verdicts):
+            for name in self._graph.dependents([seg.name for seg in verdicts]):
+                dependent = self._segments[name]
+                if dependent.dynamic:
+                    verdicts.setdefault(dependent, True)
+        values = self._attrs[pid]
+        ordered = sorted(verdicts, key=lambda seg: seg.rank) if len(verdicts) > 1 else verdicts
+        for seg in ordered:
+            was = pid in seg.ids
+            if verdicts[seg]:
+                fn = seg.fn
+                assert fn is not None  # dynamic
+                now_in = fn(values, ctx)
+            else:
+                now_in = False
+            if now_in != was:
+                if now_in:
+                    seg.ids.add(pid)
+                else:
+                    seg.ids.discard(pid)
+                log.record(seg.name, key, was, now_in)
+
     def _reevaluate(
         self,
         pid: int,
         log: _ChangeLog,
         now: datetime,
         *,
-        attributes: set[str] | None = None,
-        events: set[str] | None = None,
+        attributes: Iterable[str] | None = None,
+        events: Iterable[str] | None = None,
     ) -> None:
         """Re-evaluate, for one profile, the dynamic segments reading the changed
         ``attributes``/``events`` (all segments when both are None) and every segment
-        depending on them, in dependency order."""
-        everything = attributes is None and events is None
-        chosen = [
-            name
-            for name, seg in self._segments.items()
-            if seg.rule is not None
-            and (
-                everything
-                or bool(attributes and seg.rule.attributes & attributes)
-                or bool(events and seg.rule.events & events)
-            )
-        ]
-        if not chosen:
+        depending on them, in dependency order. ``now`` must be in UTC."""
+        if attributes is None and events is None:
+            segments = self._dynamic_order()
+        else:
+            lists = [self._readers_of("a", n) for n in attributes or ()]
+            lists += [self._readers_of("e", n) for n in events or ()]
+            lists = [found for found in lists if found]
+            if not lists:
+                return
+            if len(lists) == 1:
+                segments = lists[0]
+            else:
+                unique = {seg.name: seg for found in lists for seg in found}
+                segments = sorted(unique.values(), key=lambda seg: seg.rank)
+        if not segments:
             return
-        order = self._graph.order([*chosen, *self._graph.dependents(chosen)])
         key = self._ids.key_of(pid)
+        ctx = _Ctx(self._events.get(pid, ()), now, key)
         values = self._attrs[pid]
-        history = self._events.get(pid, ())
-        for name in order:
-            seg = self._segments[name]
-            if seg.predicate is None:
-                continue
+        for seg in segments:
+            fn = seg.fn
+            assert fn is not None  # dynamic
             was = pid in seg.ids
-            now_in = seg.predicate(values, history, now, key=key)
+            now_in = fn(values, ctx)
             if now_in != was:
                 if now_in:
                     seg.ids.add(pid)
                 else:
                     seg.ids.discard(pid)
-                log.record(name, key, was, now_in)
+                log.record(seg.name, key, was, now_in)
 
     # --- segments ---------------------------------------------------------------------------
 
@@ -548,9 +707,10 @@ class Engine:
         checked, plan, predicate = self._compile(name, rule)
         self._graph.add(name, checked.segments)
         seg = _Segment(name, checked)
-        seg.plan, seg.predicate = plan, predicate
+        seg.set_rule(checked, plan, predicate)
         seg.ids = plan.execute(self, self.now())
         self._segments[name] = seg
+        self._definitions_changed()
         return self._members(seg.ids)
 
     def define_static(self, name: str, keys: Iterable[str]) -> Members:
@@ -568,6 +728,7 @@ class Engine:
         seg = _Segment(name, None)
         seg.ids = Bitmap(self._ids.id_of(k) for k in keys)
         self._segments[name] = seg
+        self._definitions_changed()
         return self._members(seg.ids)
 
     def redefine(self, name: str, rule: RuleLike) -> MembershipChange:
@@ -577,7 +738,8 @@ class Engine:
             raise SegmentError(f"segment {name!r} is static; drop it and define it again")
         checked, plan, predicate = self._compile(name, rule)
         self._graph.replace(name, checked.segments)
-        seg.rule, seg.plan, seg.predicate = checked, plan, predicate
+        seg.set_rule(checked, plan, predicate)
+        self._definitions_changed()
         return self._refresh([name, *self._graph.dependents([name])], self.now())
 
     def drop(self, name: str) -> None:
@@ -585,6 +747,7 @@ class Engine:
         self._segment(name)
         self._graph.remove(name)
         del self._segments[name]
+        self._definitions_changed()
 
     def refresh(self, now: datetime | None = None) -> MembershipChange:
         """Re-evaluate the time-relative dynamic segments (and their users) at ``now``."""
@@ -612,8 +775,24 @@ class Engine:
         return self._members(self._segment(name).ids.copy())
 
     def query(self, rule: RuleLike, now: datetime | None = None) -> Members:
-        """Evaluate a rule over every profile without storing anything."""
-        plan = compile_plan(rule, self.schema, segments=self._resolve)
+        """Evaluate a rule over every profile without storing anything.
+
+        Compiled plans of the last :data:`PLAN_CACHE` rule texts are kept, so
+        running the same text again skips parsing and planning.
+
+        >>> import segkit as sk
+        >>> engine = sk.Engine(sk.Schema(attributes={"age": "int"}))
+        >>> _ = engine.upsert_many({"a": {"age": 17}, "b": {"age": 30}})
+        >>> engine.query("age >= 18")
+        Members(1: 'b')
+        """
+        plan = self._plans.get(rule) if isinstance(rule, str) else None
+        if plan is None:
+            plan = compile_plan(rule, self.schema, segments=self._resolve)
+            if isinstance(rule, str):
+                if len(self._plans) >= PLAN_CACHE:
+                    del self._plans[next(iter(self._plans))]  # the oldest entry
+                self._plans[rule] = plan
         for ref in plan.rule.segments:
             self._segment(ref)
         when = self.now() if now is None else now
@@ -656,4 +835,10 @@ class Engine:
 
 
 _NO_ATTRS: Mapping[str, Any] = {}
-_MISSING = object()
+
+#: ``upsert_many`` with at least this many records re-evaluates each affected segment
+#: once with its bitmap plan over the changed profiles, instead of profile by profile.
+BULK: Final = 4096
+
+#: ``Engine.query`` keeps the compiled plans of this many recent rule texts.
+PLAN_CACHE: Final = 128

@@ -789,39 +789,42 @@ class Schema:
             raise SchemaError(
                 f"a profile key must be a non-empty string, got {_describe(key)}", value=key
             )
-        prefix = f"profile {_show(key)}: "
         if not isinstance(attributes, Mapping):
             raise SchemaError(
-                f"{prefix}attributes must be a mapping, got {_describe(attributes)}",
+                f"profile {_show(key)}: attributes must be a mapping, got {_describe(attributes)}",
                 key=key,
                 value=attributes,
             )
         out: dict[str, Any] = {}
+        tz = self._tz
         for name, value in attributes.items():
             field_type = self._attributes.get(name)
             if field_type is None:
                 if self.extra == "ignore":
                     continue
                 raise SchemaError(
-                    f"{prefix}unknown attribute {_show(name)}"
+                    f"profile {_show(key)}: unknown attribute {_show(name)}"
                     f"{_did_you_mean(name, self._attributes)}",
                     key=key,
                     field=name,
                     value=value,
                 )
-            out[name] = (
-                None
-                if value is None
-                else _coerce_field(
+            if value is None:
+                out[name] = None
+                continue
+            try:  # the fast path; _coerce_field builds the error message on failure
+                out[name] = _COERCERS[field_type](value, tz)
+            except (_Reject, _Naive):
+                _coerce_field(
                     field_type,
                     value,
-                    self._tz,
-                    prefix=prefix,
+                    tz,
+                    prefix=f"profile {_show(key)}: ",
                     subject=f"attribute {_show(name)}",
                     key=key,
                     field=name,
                 )
-            )
+                raise  # pragma: no cover - _coerce_field always raises here
         return out
 
     def validate_event(self, event: Event) -> Event:

@@ -1,0 +1,196 @@
+"""Which dynamic segments can a change of one attribute affect?
+
+When a profile's attribute changes from ``old`` to ``new``, a rule's verdict can
+only change if one of its *leaves* reading that attribute (``age >= 30``,
+``country in [...]``, ...) changes its truth value: the rest of the rule reads
+inputs that did not change. :class:`ChangeIndex` collects the attribute leaves
+of every dynamic rule, shares equal leaves between rules, and indexes the
+*endpoints* of the leaves whose truth is piecewise constant in the value
+(comparisons, ``in`` lists, ``between``, ``before``/``after``): such a leaf can
+only flip if one of its endpoints lies between ``old`` and ``new``, so a change
+evaluates just the leaves found by two binary searches (plus the few leaves no
+endpoint describes, such as ``matches`` or ``in last 7d``) on the old and the new
+value.
+
+A flipped leaf that is a top-level conjunct of its rule and is now false decides
+the rule (false) without evaluating it; any other flip means the rule must be
+evaluated again for that profile. Rules whose leaves did not flip keep their
+verdict and are not evaluated at all.
+
+.. versionadded:: 0.1.0
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Hashable, Iterable, Mapping
+from typing import Any, Generic, TypeVar
+
+from segkit.compile.predicate import _Compiler, _Ctx, _Fn
+from segkit.dsl import ast
+from segkit.dsl.printer import to_text
+
+__all__ = ["ChangeIndex"]
+
+S = TypeVar("S", bound=Hashable)
+
+
+class _Leaf(Generic[S]):
+    __slots__ = ("fn", "users")
+
+    def __init__(self, fn: _Fn) -> None:
+        self.fn = fn
+        # (segment, whether the leaf is a top-level conjunct of its rule)
+        self.users: list[tuple[S, bool]] = []
+
+
+class _Field(Generic[S]):
+    """The leaves reading one attribute, with their endpoints sorted."""
+
+    __slots__ = ("always", "leaves", "point_leaf", "points")
+
+    def __init__(self) -> None:
+        self.leaves: list[_Leaf[S]] = []
+        self.points: list[Any] = []
+        self.point_leaf: list[int] = []
+        self.always: list[int] = []  # leaves without endpoints: evaluated on every change
+
+    def candidates(self, old: Any, new: Any) -> Iterable[int]:
+        if old is None or new is None or old != old or new != new:  # unset, or NaN
+            return range(len(self.leaves))
+        if isinstance(old, (tuple, list)):
+            return range(len(self.leaves))
+        try:
+            lo, hi = (old, new) if old <= new else (new, old)
+            start = bisect.bisect_left(self.points, lo)
+            end = bisect.bisect_right(self.points, hi)
+        except TypeError:  # values this index cannot order: be safe
+            return range(len(self.leaves))
+        if start == end:
+            return self.always
+        return {*self.point_leaf[start:end], *self.always}
+
+
+class ChangeIndex(Generic[S]):
+    """The attribute leaves of a set of rules, indexed to find what a change can flip.
+
+    ``rules`` pairs each segment (any hashable handle) with its checked
+    expression; ``compiler`` is the predicate compiler of the schema.
+
+    >>> import segkit as sk
+    >>> from segkit.compile.predicate import _Compiler, _Ctx
+    >>> schema = sk.Schema(attributes={"age": "int", "plan": "string"})
+    >>> rules = {
+    ...     "adults": sk.parse("age >= 18").expr,
+    ...     "pro_30s": sk.parse('plan = "pro" and age between 30 and 39').expr,
+    ... }
+    >>> index = ChangeIndex(rules.items(), _Compiler(schema, None))
+    >>> ctx = _Ctx((), None, "c-1")
+    >>> index.affected("age", 20, 25, ctx)          # no endpoint between 20 and 25
+    {}
+    >>> index.affected("age", 25, 31, ctx)          # enters 30..39: evaluate pro_30s
+    {'pro_30s': True}
+    >>> sorted(index.affected("age", 31, 17, ctx).items())   # both leaves flip to false
+    [('adults', False), ('pro_30s', False)]
+    """
+
+    __slots__ = ("_fields",)
+
+    def __init__(self, rules: Iterable[tuple[S, ast.Expr]], compiler: _Compiler) -> None:
+        self._fields: dict[str, _Field[S]] = {}
+        shared: dict[tuple[str, str], tuple[_Field[S], _Leaf[S]]] = {}
+        for segment, expr in rules:
+            conjuncts = expr.items if isinstance(expr, ast.And) else (expr,)
+            for node in _attribute_leaves(expr):
+                field_name: str = node.field
+                text = to_text(node)
+                found = shared.get((field_name, text))
+                if found is None:
+                    fld = self._fields.setdefault(field_name, _Field())
+                    leaf: _Leaf[S] = _Leaf(compiler.compile(node))
+                    number = len(fld.leaves)
+                    fld.leaves.append(leaf)
+                    points = _endpoints(node, compiler)
+                    if points is None:
+                        fld.always.append(number)
+                    else:
+                        for point in points:
+                            at = bisect.bisect_right(fld.points, point)
+                            fld.points.insert(at, point)
+                            fld.point_leaf.insert(at, number)
+                    shared[(field_name, text)] = found = (fld, leaf)
+                found[1].users.append((segment, any(node is c for c in conjuncts)))
+
+    @property
+    def fields(self) -> frozenset[str]:
+        """The attributes read by at least one rule."""
+        return frozenset(self._fields)
+
+    def affected(
+        self, field: str, old: Any, new: Any, ctx: _Ctx, into: dict[S, bool] | None = None
+    ) -> dict[S, bool]:
+        """Segments whose verdict the change ``old -> new`` of ``field`` can alter.
+
+        Each maps to ``True`` (evaluate the rule again) or ``False`` (the rule is
+        now false: a top-level conjunct flipped to false). Results accumulate in
+        ``into`` when given; ``False`` wins over ``True``.
+        """
+        out: dict[S, bool] = {} if into is None else into
+        fld = self._fields.get(field)
+        if fld is None:
+            return out
+        leaves = fld.leaves
+        before: Mapping[str, Any] = {field: old}
+        after: Mapping[str, Any] = {field: new}
+        for number in fld.candidates(old, new):
+            leaf = leaves[number]
+            now_true = leaf.fn(after, ctx)
+            if leaf.fn(before, ctx) == now_true:
+                continue
+            for segment, conjunct in leaf.users:
+                if conjunct and not now_true:
+                    out[segment] = False
+                elif out.get(segment) is not False:
+                    out[segment] = True
+        return out
+
+
+def _attribute_leaves(expr: ast.Expr) -> Iterable[Any]:
+    """The attribute-reading leaves of ``expr`` (not the properties inside event filters)."""
+    stack: list[ast.Expr] = [expr]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, (ast.And, ast.Or)):
+            stack.extend(node.items)
+        elif isinstance(node, ast.Not):
+            stack.append(node.operand)
+        elif isinstance(node, ast.FIELD_NODES):
+            yield node
+
+
+def _endpoints(node: Any, compiler: _Compiler) -> list[Any] | None:
+    """Values between which the leaf's truth is constant (None: no such description).
+
+    ``IsKnown`` has none at all (its truth only changes with known-ness, which
+    every change to or from ``None`` re-evaluates anyway).
+    """
+    if isinstance(node, ast.IsKnown):
+        return []
+    if not isinstance(node, (ast.Compare, ast.InList, ast.Between, ast.TimeCompare)):
+        return None
+    ftype = compiler.ftype(node.field, None)
+    if ftype.is_list:
+        return None
+    if isinstance(node, ast.InList):
+        literals = list(node.values)
+    elif isinstance(node, ast.Between):
+        literals = [node.low, node.high]
+    else:
+        literals = [node.value]
+    points = []
+    for literal in literals:
+        value, key = compiler.literal_and_key(ftype, literal)
+        if key is not None:  # compares a transformed value (e.g. a datetime's local date)
+            return None
+        points.append(value)
+    return points
