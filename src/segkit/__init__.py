@@ -47,6 +47,15 @@ from segkit.errors import (
 from segkit.index import Members
 from segkit.records import Event, IdMap, Profile
 from segkit.schema import EventType, FieldType, Schema
+from segkit.storage import (
+    InMemoryStorage,
+    MappingStorage,
+    SegmentRecord,
+    Snapshot,
+    Storage,
+    UsageRecord,
+    Versioned,
+)
 from segkit.timeutil import Duration
 
 __version__ = "0.1.0.dev0"
@@ -61,6 +70,8 @@ __all__ = [
     "Explanation",
     "FieldType",
     "IdMap",
+    "InMemoryStorage",
+    "MappingStorage",
     "Members",
     "MembershipChange",
     "Plan",
@@ -75,11 +86,16 @@ __all__ = [
     "SegkitError",
     "SegmentError",
     "SegmentInfo",
+    "SegmentRecord",
+    "Snapshot",
     "Span",
+    "Storage",
     "StorageError",
     "UnknownAttributeError",
     "UnknownEventError",
     "UnknownPropertyError",
+    "UsageRecord",
+    "Versioned",
     "__version__",
     "attr",
     "avg_of",

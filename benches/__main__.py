@@ -1,0 +1,126 @@
+"""Run the benchmarks: ``python -m benches [--size small|1m|10m] [--runs N] [--json]``.
+
+Every workload first checks that segkit and each peer (polars, DuckDB, pandas)
+return the same answer on the same data, then prints the median time of ``--runs``
+runs after a warm-up and the ratio of segkit's time to each peer's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from importlib.metadata import version
+from typing import Any
+
+from benches import data, workloads
+
+
+def environment() -> dict[str, Any]:
+    libs = {}
+    for lib in ("segkit", "pyroaring", "polars", "duckdb", "pandas", "pyarrow", "numpy"):
+        try:
+            libs[lib] = version(lib)
+        except Exception:  # not installed
+            libs[lib] = None
+    mem = 0.0
+    try:
+        with open("/proc/meminfo") as info:
+            mem = int(info.readline().split()[1]) / 1024 / 1024
+    except OSError:
+        pass
+    return {
+        "python": platform.python_version(),
+        "machine": f"{os.cpu_count()} cores, {mem:.0f} GiB RAM, {platform.machine()}",
+        "libraries": libs,
+    }
+
+
+def run(size: str, runs: int, updates: int) -> dict[str, Any]:
+    n = data.SIZES[size]
+    started = time.perf_counter()
+    pop = data.population(n)
+    generated = time.perf_counter() - started
+    built = [data.measure_build("segkit", lambda: data.build_segkit(pop))]
+    engine = built[0].handle
+    # the sorted columns are built by the first range query: part of the index build
+    built.append(
+        data.measure_build("segkit (range columns)", lambda: engine.query(workloads.FILTER_RULE))
+    )
+    built.append(data.measure_build("polars", lambda: data.build_polars(pop)))
+    frame = built[-1].handle
+    built.append(data.measure_build("duckdb", lambda: data.build_duckdb(pop, frame)))
+    built.append(data.measure_build("pandas", lambda: data.build_pandas(frame)))
+    tools = {
+        "segkit": engine,
+        "polars": frame,
+        "duckdb": built[-2].handle,
+        "pandas": built[-1].handle,
+    }
+    rows = workloads.filter_workload(tools, runs)
+    rows += workloads.incremental_workload(engine, updates)
+    return {
+        "size": size,
+        "profiles": n,
+        "runs": runs,
+        "generate_seconds": round(generated, 1),
+        "environment": environment(),
+        "build": [
+            {"tool": b.tool, "seconds": round(b.seconds, 3), "rss_mib": round(b.mib, 1)}
+            for b in built
+        ],
+        "results": [
+            {"workload": r.workload, "tool": r.tool, "ms": round(r.ms, 4), "detail": r.detail}
+            for r in rows
+        ],
+    }
+
+
+def render(report: dict[str, Any]) -> str:
+    env = report["environment"]
+    libs = ", ".join(f"{k} {v}" for k, v in env["libraries"].items() if v)
+    out = [
+        f"# {report['profiles']:,} profiles ({report['size']}); median of {report['runs']} runs"
+        f" after a warm-up; python {env['python']}; {env['machine']}",
+        f"# {libs}",
+        "",
+        f"{'build':<34} {'seconds':>9} {'RSS MiB':>9}",
+    ]
+    for b in report["build"]:
+        out.append(f"{b['tool']:<34} {b['seconds']:>9.2f} {b['rss_mib']:>9.1f}")
+    out += ["", f"{'workload':<12} {'tool':<34} {'ms':>10} {'segkit/peer':>12}  detail"]
+    results = report["results"]
+    for r in results:
+        ratio = ""
+        if r["workload"] == "filter" and not r["tool"].startswith("segkit"):
+            ours = next(x["ms"] for x in results if x["tool"] == "segkit (Engine.query)")
+            ratio = f"{ours / r['ms']:.2f}"
+        out.append(
+            f"{r['workload']:<12} {r['tool']:<34} {r['ms']:>10.3f} {ratio:>12}  {r['detail']}"
+        )
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benches", description=__doc__.splitlines()[0])
+    parser.add_argument("--size", choices=sorted(data.SIZES), default="small")
+    parser.add_argument("--runs", type=int, default=7, help="timed runs per workload (default 7)")
+    parser.add_argument("--updates", type=int, default=20_000, help="upserts per incremental case")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    args = parser.parse_args(argv)
+    report = run(args.size, args.runs, args.updates)
+    command = f"python -m benches --size {args.size} --runs {args.runs} --updates {args.updates}"
+    report["command"] = command
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(f"# command: {command}")
+        print(render(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
