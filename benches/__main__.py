@@ -104,18 +104,46 @@ def render(report: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
+def render_markdown(report: dict[str, Any]) -> str:
+    """The report as the Markdown tables quoted in docs/performance.md."""
+    env = report["environment"]
+    libs = ", ".join(f"{k} {v}" for k, v in env["libraries"].items() if v)
+    results = report["results"]
+    ours = next((x["ms"] for x in results if x["tool"] == "segkit (Engine.query)"), None)
+    out = [
+        f"`{report['command']}` — {report['profiles']:,} profiles; median of {report['runs']}"
+        f" runs after a warm-up; python {env['python']}; {env['machine']}; {libs}.",
+        "",
+        "| build | seconds | RSS growth (MiB) |",
+        "|---|---:|---:|",
+    ]
+    out += [f"| {b['tool']} | {b['seconds']:.2f} | {b['rss_mib']:.0f} |" for b in report["build"]]
+    out += ["", "| workload | tool | ms | segkit / peer | detail |", "|---|---|---:|---:|---|"]
+    for r in results:
+        ratio = ""
+        if r["workload"] == "filter" and not r["tool"].startswith("segkit") and ours:
+            ratio = f"{ours / r['ms']:.2f}"
+        out.append(f"| {r['workload']} | {r['tool']} | {r['ms']:.3f} | {ratio} | {r['detail']} |")
+    return "\n".join(out)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benches", description=__doc__.splitlines()[0])
     parser.add_argument("--size", choices=sorted(data.SIZES), default="small")
     parser.add_argument("--runs", type=int, default=7, help="timed runs per workload (default 7)")
     parser.add_argument("--updates", type=int, default=20_000, help="upserts per incremental case")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument(
+        "--markdown", action="store_true", help="print Markdown tables (for docs/performance.md)"
+    )
     args = parser.parse_args(argv)
     report = run(args.size, args.runs, args.updates)
     command = f"python -m benches --size {args.size} --runs {args.runs} --updates {args.updates}"
     report["command"] = command
     if args.json:
         print(json.dumps(report, indent=2))
+    elif args.markdown:
+        print(render_markdown(report))
     else:
         print(f"# command: {command}")
         print(render(report))

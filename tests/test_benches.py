@@ -7,7 +7,7 @@ that the harness works and that segkit, polars, DuckDB and pandas agree.
 from __future__ import annotations
 
 from benches import workloads
-from benches.__main__ import main, render, run
+from benches.__main__ import main, render, render_markdown, run
 
 
 def test_small_benchmark_tools_agree() -> None:
@@ -32,6 +32,10 @@ def test_small_benchmark_tools_agree() -> None:
         "duckdb",
         "pandas",
     ]
+    report["command"] = "python -m benches --size small"
+    markdown = render_markdown(report)
+    assert "| filter | polars (Enum) |" in markdown
+    assert markdown.startswith("`python -m benches --size small` — 20,000 profiles;")
     table = render(report)
     assert "segkit/peer" in table
     assert "32 matches" in table
