@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import array
 import bisect
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Final
 
 from pyroaring import BitMap
@@ -64,7 +64,7 @@ class SortedColumn:
 
     def __init__(
         self,
-        value_of: dict[int, Any],
+        value_of: Mapping[int, Any],
         *,
         leaf: int = LEAF,
         fanout: int = FANOUT,
@@ -76,8 +76,11 @@ class SortedColumn:
                 f"got {leaf}, {fanout} and {prefixes}"
             )
         self.leaf, self.fanout = leaf, fanout
-        order = sorted(value_of, key=value_of.__getitem__)
-        self.values: list[Any] = [value_of[pid] for pid in order]
+        getter = value_of.__getitem__
+        if isinstance(value_of, _ValueView):  # skip the known-check on each lookup
+            getter = value_of._values.__getitem__
+        order = sorted(value_of, key=getter)
+        self.values: list[Any] = [getter(pid) for pid in order]
         self.ids = array.array("I", order)
         # levels[0][k] = ids at sorted positions [k*leaf, (k+1)*leaf); levels[j+1][k] =
         # union of levels[j][k*fanout : (k+1)*fanout]
@@ -195,9 +198,9 @@ class AttributeIndex:
         "_dirty",
         "_dirty_min",
         "_low_cardinality",
+        "_values",
         "is_list",
         "known",
-        "value_of",
     )
 
     def __init__(
@@ -215,7 +218,7 @@ class AttributeIndex:
         self._column_options = (leaf, fanout, prefixes)
         self._dirty_min = dirty_min
         self.known = BitMap()
-        self.value_of: dict[int, Any] = {}
+        self._values: list[Any] = []  # by profile id; None = unknown
         # scalar: value -> ids while low-cardinality (None once it grew too large);
         # list: element -> ids (always kept)
         self._by_value: dict[Any, BitMap] | None = {}
@@ -224,16 +227,29 @@ class AttributeIndex:
 
     # --- writes -----------------------------------------------------------------------------
 
+    def get(self, pid: int) -> Any:
+        """Profile ``pid``'s value, or ``None``."""
+        values = self._values
+        return values[pid] if pid < len(values) else None
+
+    @property
+    def value_of(self) -> Mapping[int, Any]:
+        """A read-only mapping of profile id to value (the known values only)."""
+        return _ValueView(self._values, self.known)
+
     def set(self, pid: int, value: Any) -> None:
         """Store ``value`` for profile ``pid`` (``None`` unsets)."""
-        old = self.value_of.get(pid)
+        values = self._values
+        old = values[pid] if pid < len(values) else None
         if old is not None:
             if old == value and type(old) is type(value):
                 return
             self._drop(pid, old)
         if value is None:
             return
-        self.value_of[pid] = value
+        if pid >= len(values):
+            values.extend([None] * max(pid + 1 - len(values), len(values) // 4))
+        values[pid] = value
         self.known.add(pid)
         if self._column is not None:
             self._dirty.add(pid)
@@ -256,12 +272,12 @@ class AttributeIndex:
 
     def unset(self, pid: int) -> None:
         """Forget profile ``pid``'s value."""
-        old = self.value_of.get(pid)
+        old = self.get(pid)
         if old is not None:
             self._drop(pid, old)
 
     def _drop(self, pid: int, old: Any) -> None:
-        del self.value_of[pid]
+        self._values[pid] = None
         self.known.discard(pid)
         if self._column is not None:
             self._dirty.add(pid)
@@ -285,8 +301,13 @@ class AttributeIndex:
     def column(self) -> SortedColumn:
         """The sorted column, (re)built if missing or too far behind the writes."""
         column = self._column
-        if column is None or len(self._dirty) > max(DIRTY_MIN, len(self.value_of) // DIRTY_DIVISOR):
-            self._column = column = SortedColumn(self.value_of)
+        if column is None or len(self._dirty) > max(
+            self._dirty_min, len(self.known) // DIRTY_DIVISOR
+        ):
+            leaf, fanout, prefixes = self._column_options
+            self._column = column = SortedColumn(
+                self.value_of, leaf=leaf, fanout=fanout, prefixes=prefixes
+            )
             self._dirty = BitMap()
         return column
 
@@ -319,9 +340,9 @@ class AttributeIndex:
         )
         dirty = self._dirty
         if dirty:
-            value_of = self.value_of
+            get = self.get
             hit -= dirty
-            hit |= BitMap(pid for pid in dirty if (v := value_of.get(pid)) is not None and test(v))
+            hit |= BitMap(pid for pid in dirty if (v := get(pid)) is not None and test(v))
         return hit
 
     def where(self, test: Callable[[Any], bool]) -> BitMap:
@@ -332,7 +353,8 @@ class AttributeIndex:
             if len(hits) == 1:
                 return hits[0]
             return BitMap.union(*hits) if hits else BitMap()
-        return BitMap(pid for pid, value in self.value_of.items() if test(value))
+        values = self._values
+        return BitMap(pid for pid in self.known if test(values[pid]))
 
     def elements(self, values: Iterable[Any]) -> list[BitMap]:
         """For a list attribute: the bitmap of each element (empty when never seen)."""
@@ -350,3 +372,24 @@ def _interval_test(
         return high is None or (v <= high if high_inclusive else v < high)
 
     return test
+
+
+class _ValueView(Mapping[int, Any]):
+    """Profile id -> value over an index's id-indexed list (known ids only)."""
+
+    __slots__ = ("_known", "_values")
+
+    def __init__(self, values: list[Any], known: BitMap) -> None:
+        self._values = values
+        self._known = known
+
+    def __getitem__(self, pid: int) -> Any:
+        if pid not in self._known:
+            raise KeyError(pid)
+        return self._values[pid]
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._known)
+
+    def __len__(self) -> int:
+        return len(self._known)
