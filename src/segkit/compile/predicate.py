@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from segkit.records import Event
     from segkit.schema import FieldType, Schema
 
-__all__ = ["Predicate", "SegmentResolver", "compile_predicate"]
+__all__ = ["Predicate", "SegmentResolver", "compile_event_filter", "compile_predicate"]
 
 #: ``resolver(segment_name, profile_key) -> bool``: membership of other segments.
 SegmentResolver = Callable[[str, str], bool]
@@ -680,3 +680,184 @@ def compile_predicate(
     checked = check(rule, schema)
     fn = _Compiler(schema, segments).compile(checked.expr)
     return Predicate(checked, schema, fn)
+
+
+# --- event filters (one event's properties -> bool) ---------------------------------------------
+
+#: Node types an event filter may contain (everything else needs a profile, a key or ``now``).
+_FILTER_NODES: Final = (
+    ast.And,
+    ast.Or,
+    ast.Not,
+    ast.Compare,
+    ast.InList,
+    ast.Between,
+    ast.StringOp,
+    ast.Matches,
+    ast.IsKnown,
+    ast.HasList,
+    ast.TimeCompare,
+)
+
+_FILTER_FORBIDDEN: Final[dict[type, str]] = {
+    ast.Did: "'did'",
+    ast.Sequence: "'did ... then'",
+    ast.FirstTime: "'did ... for the first time'",
+    ast.Aggregate: "an aggregate",
+    ast.InSegment: "'in segment'",
+    ast.Bucket: "'bucket'",
+}
+_FILTER_TIME_RELATIVE: Final[dict[type, str]] = {
+    ast.InLast: "'in last'",
+    ast.MoreThanAgo: "'more than ... ago'",
+}
+_TYPE_WORDS: Final = {"float": "number", "list[int]": "list", "list[string]": "list"}
+
+
+def _literal_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, (int, float)):
+        return "float"
+    if isinstance(value, datetime):
+        return "datetime"
+    if isinstance(value, date):
+        return "date"
+    return "string"
+
+
+def _node_type(node: ast.Node) -> str | None:
+    """The property type a filter node implies (``None``: any type, e.g. ``is known``)."""
+    if isinstance(node, (ast.StringOp, ast.Matches)):
+        return "string"
+    if isinstance(node, ast.HasList):
+        return (
+            "list[int]" if all(_literal_type(v) == "float" for v in node.values) else "list[string]"
+        )
+    if isinstance(node, ast.Compare):
+        return _literal_type(node.value)
+    if isinstance(node, ast.TimeCompare):
+        return _literal_type(node.value)
+    if isinstance(node, ast.Between):
+        return _literal_type(node.low)
+    if isinstance(node, ast.InList):
+        kinds = {_literal_type(v) for v in node.values}
+        return kinds.pop() if len(kinds) == 1 else "string"
+    return None
+
+
+_FITS: Final[dict[str, Callable[[Any], bool]]] = {
+    "string": lambda v: isinstance(v, str),
+    "bool": lambda v: isinstance(v, bool),
+    "float": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+    "datetime": lambda v: isinstance(v, datetime) and v.utcoffset() is not None,
+    "date": lambda v: isinstance(v, date) and not isinstance(v, datetime),
+    "list[string]": lambda v: isinstance(v, (list, tuple, set, frozenset)),
+    "list[int]": lambda v: isinstance(v, (list, tuple, set, frozenset)),
+}
+
+
+def compile_event_filter(
+    where: RuleLike,
+    event: str,
+    schema: Schema | None = None,
+    *,
+    timezone: str | tzinfo | None = None,
+) -> Callable[[Mapping[str, Any]], bool]:
+    """Compile a ``where`` condition over one event's properties into ``properties -> bool``.
+
+    ``where`` is rule text (or a :class:`~segkit.dsl.rule.Rule` or builder) in which
+    bare names are the properties of an ``event`` event, as after ``did EVENT where``:
+    comparisons, ``in``, ``between``, string operators, ``matches``, ``is [not]
+    known`` and ``has``, combined with ``and``, ``or`` and ``not``. Conditions that need
+    a profile, a key or the current time (``did``, aggregates, ``in segment``,
+    ``bucket``, ``in last``, ``more than … ago``) raise :class:`~segkit.errors.RuleTypeError`.
+
+    With a ``schema``, the event and its properties must be declared (unknown names
+    raise :class:`~segkit.errors.UnknownEventError` or
+    :class:`~segkit.errors.UnknownPropertyError` with a suggestion) and property
+    values are expected in their schema types. Without one, each property's type is
+    taken from the literal it is compared with, and a value of another type is read as
+    missing. ``timezone`` reads naive datetime literals when no schema gives a zone.
+
+    >>> from segkit.compile.predicate import compile_event_filter
+    >>> is_button = compile_event_filter('`$el.tag_name` = "button" and amount >= 10', "click")
+    >>> is_button({"$el.tag_name": "button", "amount": 12}), is_button({"amount": 12})
+    (True, False)
+    >>> is_button({"$el.tag_name": "button", "amount": "12"})   # a string is not a number
+    False
+    >>> compile_event_filter("did purchase", "click")
+    Traceback (most recent call last):
+    ...
+    segkit.errors.RuleTypeError: 'did' cannot be used in an event filter: it reads one event's properties (line 1, column 1)
+      did purchase
+      ^^^^^^^^^^^^
+
+    .. versionadded:: 0.1.0
+    """
+    from segkit._suggest import suggest
+    from segkit.dsl.check import iter_type_errors
+    from segkit.dsl.rule import Rule, as_rule
+    from segkit.errors import RuleTypeError, UnknownEventError
+    from segkit.schema import Schema as _Schema
+
+    rule = as_rule(where)
+    source = rule.source
+    for node in ast.iter_nodes(rule.expr):
+        if not isinstance(node, _FILTER_NODES):
+            relative = _FILTER_TIME_RELATIVE.get(type(node))
+            message = (
+                f"{relative} depends on the current time and cannot be used in an event filter"
+                if relative is not None
+                else f"{_FILTER_FORBIDDEN.get(type(node), type(node).__name__)} cannot be used"
+                " in an event filter: it reads one event's properties"
+            )
+            raise RuleTypeError(message, source, node.span if source else None)
+    guards: dict[str, Callable[[Any], bool]] = {}
+    if schema is None:
+        types: dict[str, str] = {}
+        for node in ast.iter_nodes(rule.expr):
+            field = getattr(node, "field", None)
+            if field is None:
+                continue
+            kind = _node_type(node)
+            known = types.get(field)
+            if kind is None:
+                types.setdefault(field, "string")
+                continue
+            if known is not None and known != kind and field in guards:
+                raise RuleTypeError(
+                    f"property {field!r} is compared with a {_TYPE_WORDS.get(known, known)}"
+                    f" and with a {_TYPE_WORDS.get(kind, kind)}",
+                    source,
+                    node.span if source else None,
+                )
+            types[field] = kind
+            guards[field] = _FITS[kind]
+        check_schema = _Schema(events={event: types}, timezone=timezone)
+    else:
+        if not schema.has_event(event):
+            raise UnknownEventError(
+                f"unknown event {event!r}", suggestion=suggest(event, schema.events)
+            )
+        check_schema = schema
+    wrapped = Rule(ast.Did(event, rule.expr, span=rule.expr.span), source)
+    for error in iter_type_errors(wrapped, check_schema):
+        raise error
+    fn = _Compiler(check_schema, None).compile(rule.expr, event)
+    ctx = _Ctx((), None, None)
+    if schema is not None:
+        return lambda properties: fn(properties, ctx)
+    checks = tuple(guards.items())
+
+    def event_filter(properties: Mapping[str, Any]) -> bool:
+        for name, fits in checks:
+            value = properties.get(name)
+            if value is not None and not fits(value):  # read mistyped values as missing
+                properties = {
+                    k: v for k, v in properties.items() if k not in guards or guards[k](v)
+                }
+                break
+        return fn(properties, ctx)
+
+    return event_filter

@@ -1,0 +1,139 @@
+"""Funnel options: checking and resolving what a :class:`~segkit.Funnel` was given.
+
+.. versionadded:: 0.1.0
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import timedelta, timezone, tzinfo
+from typing import TYPE_CHECKING
+
+from segkit._suggest import suggest
+from segkit.analysis._funnel_columns import from_us, to_us
+from segkit.errors import RuleTypeError, UnknownAttributeError, UnknownEventError
+from segkit.timeutil import Duration
+
+if TYPE_CHECKING:
+    from segkit.analysis.funnel import Exclusion, Step
+    from segkit.schema import Schema
+
+__all__ = [
+    "check_against_schema",
+    "choice",
+    "coerce_window",
+    "deadline",
+    "exact_window",
+    "exclusion_range",
+]
+
+
+def choice(option: str, value: object, allowed: Sequence[str]) -> str:
+    """``value`` if it is one of ``allowed``; else a ValueError listing them, with a hint.
+
+    >>> choice("order", "strcit", ("ordered", "strict"))
+    Traceback (most recent call last):
+    ...
+    ValueError: order must be one of 'ordered', 'strict', got 'strcit' (did you mean 'strict'?)
+    """
+    if isinstance(value, str) and value in allowed:
+        return value
+    hint = suggest(value, allowed) if isinstance(value, str) else None
+    extra = f" (did you mean {hint!r}?)" if hint else ""
+    raise ValueError(
+        f"{option} must be one of {', '.join(repr(a) for a in allowed)}, got {value!r}{extra}"
+    )
+
+
+def coerce_window(window: object) -> timedelta | Duration | None:
+    """A positive timedelta or Duration (text is parsed), or ``None`` for no window."""
+    if window is None:
+        return None
+    if isinstance(window, timedelta):
+        if window <= timedelta(0):
+            raise ValueError(f"window must be positive, got {window!r}")
+        return window
+    if isinstance(window, str):
+        window = Duration.parse(window)
+    if isinstance(window, Duration):
+        if window.amount <= 0:
+            raise ValueError(f"window must be positive, got {str(window)!r}")
+        return window
+    raise TypeError(f"window must be a timedelta or a duration such as '30d', got {window!r}")
+
+
+def exact_window(window: timedelta | Duration) -> timedelta:
+    """A peer's fixed-length window (PostHog counts a month as 31 days)."""
+    if isinstance(window, timedelta):
+        return window
+    if window.unit == "mo":
+        return timedelta(days=31 * window.amount)
+    if window.unit == "y":
+        raise ValueError(f"the peer presets have no year-long windows: got {str(window)!r}")
+    return window.to_timedelta()
+
+
+def exclusion_range(exclusion: Exclusion, n: int) -> tuple[int, int]:
+    """The exclusion's ``(from_step, to_step)``, checked against ``n`` steps."""
+    if exclusion.between is None:
+        if n < 2:
+            raise ValueError("an exclusion needs a funnel of at least two steps")
+        return (0, n - 1)
+    i, j = exclusion.between
+    if not (0 <= i < n and 0 <= j < n):
+        raise ValueError(
+            f"exclusion {exclusion.event!r} between steps {i} and {j} is out of range:"
+            f" this funnel has steps 0 to {n - 1}"
+        )
+    if i >= j:
+        raise ValueError(
+            f"exclusion {exclusion.event!r} between steps {i} and {j}: the first step must"
+            " come before the second"
+        )
+    return (i, j)
+
+
+def check_against_schema(
+    steps: Sequence[Step], exclusions: Sequence[Exclusion], schema: Schema
+) -> None:
+    """Step and exclusion events must be declared, attribute stages dated ones."""
+    names = [s.event for s in steps if s.event is not None] + [x.event for x in exclusions]
+    for name in names:
+        if not schema.has_event(name):
+            raise UnknownEventError(
+                f"unknown event {name!r}", suggestion=suggest(name, schema.events)
+            )
+    for step in steps:
+        attribute = step.profile_attribute
+        if attribute is None:
+            continue
+        ftype = schema.attribute_type(attribute)
+        if ftype is None:
+            raise UnknownAttributeError(
+                f"unknown attribute {attribute!r}", suggestion=suggest(attribute, schema.attributes)
+            )
+        if ftype.value not in ("date", "datetime"):
+            raise RuleTypeError(
+                f"attribute {attribute!r} is a {ftype} and cannot be a funnel stage:"
+                " a stage attribute holds a date or a datetime"
+            )
+
+
+def deadline(window: timedelta | Duration | None, tz: tzinfo | None) -> Callable[[int], int] | None:
+    """``start -> last moment of the window`` in µs (``None``: no window)."""
+    if window is None:
+        return None
+    if isinstance(window, timedelta):
+        exact = window // timedelta(microseconds=1)
+        return lambda start: start + exact
+    zone = tz if tz is not None else timezone.utc
+    fixed = window.unit in ("s", "min", "h") or (window.unit in ("d", "w") and zone is timezone.utc)
+    if fixed:
+        exact = window.to_timedelta() // timedelta(microseconds=1)
+        return lambda start: start + exact
+    duration = window
+
+    def calendar(start: int) -> int:
+        return to_us(duration.after(from_us(start), zone), zone, "window end")
+
+    return calendar
