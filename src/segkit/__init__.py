@@ -13,6 +13,17 @@ True
 .. versionadded:: 0.1.0
 """
 
+from segkit.analysis.funnel import (
+    Exclusion,
+    Funnel,
+    FunnelOutcomes,
+    FunnelReport,
+    HistogramBin,
+    Step,
+    StepReport,
+    TimeStats,
+    Transition,
+)
 from segkit.compile.plan import Plan, compile_plan
 from segkit.compile.predicate import Predicate, compile_predicate
 from segkit.dsl.builder import (
@@ -67,8 +78,13 @@ __all__ = [
     "Engine",
     "Event",
     "EventType",
+    "Exclusion",
     "Explanation",
     "FieldType",
+    "Funnel",
+    "FunnelOutcomes",
+    "FunnelReport",
+    "HistogramBin",
     "IdMap",
     "InMemoryStorage",
     "MappingStorage",
@@ -89,8 +105,12 @@ __all__ = [
     "SegmentRecord",
     "Snapshot",
     "Span",
+    "Step",
+    "StepReport",
     "Storage",
     "StorageError",
+    "TimeStats",
+    "Transition",
     "UnknownAttributeError",
     "UnknownEventError",
     "UnknownPropertyError",
