@@ -10,6 +10,11 @@ dependency graph, and one membership bitmap per segment.
 * ``define``/``redefine``/``refresh``/``query`` evaluate a rule over every profile
   with a bitmap plan (see :func:`segkit.compile_plan`).
 * Bulk calls are all-or-nothing: every record is validated before anything changes.
+* Segment definitions, memberships and size snapshots are kept in a
+  :class:`~segkit.Storage` (an :class:`~segkit.InMemoryStorage` by default):
+  definition changes are saved at once, membership changes from ``upsert``/``track``
+  at :meth:`Engine.refresh` and :meth:`Engine.save`; :meth:`Engine.from_storage`
+  restores an engine, to which the application re-supplies its profiles and events.
 
 The time used for time-relative rules (``in last 30d``) is the Engine's clock, read
 once per call (``Engine(schema, clock=lambda: ...)`` for tests and backfills).
@@ -32,7 +37,7 @@ MembershipChange(entered={}, exited={'fr_adults': ['c-1']})
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any, Final
 
@@ -44,11 +49,24 @@ from segkit.compile.predicate import Predicate, _Compiler, _Ctx, compile_predica
 from segkit.dsl import ast
 from segkit.dsl.printer import to_text
 from segkit.dsl.rule import Rule, RuleLike, as_rule
-from segkit.errors import SchemaError, SegmentError
+from segkit.errors import ConflictError, CorruptDataError, RuleError, SchemaError, SegmentError
 from segkit.index import AttributeIndex, Bitmap, EventIndex, Members
 from segkit.records import Event, IdMap, Profile
 from segkit.schema import Schema
 from segkit.segments import SegmentGraph
+from segkit.storage import (
+    InMemoryStorage,
+    SegmentRecord,
+    SegmentState,
+    Snapshot,
+    Storage,
+    Versioned,
+    content_address,
+    drop_segment_state,
+    encode_keys,
+    load_segment_states,
+    save_segment_state,
+)
 from segkit.timeutil import ensure_aware
 
 __all__ = ["Engine", "Explanation", "MembershipChange", "SegmentInfo"]
@@ -123,16 +141,22 @@ class _ChangeLog:
 
 @attrs.frozen
 class SegmentInfo:
-    """A segment's definition and size, from :meth:`Engine.segment`.
+    """A segment's definition, size and stored metadata, from :meth:`Engine.segment`.
+
+    ``object_type``, ``tags``, ``created_at``, ``updated_at`` and ``updated_by``
+    are the metadata kept in the storage (see :class:`~segkit.SegmentRecord`);
+    ``version`` is the stored definition's version, which changes with every save.
 
     >>> import segkit as sk
     >>> engine = sk.Engine(sk.Schema(attributes={"age": "int"}))
     >>> _ = engine.upsert("a", {"age": 30})
     >>> _ = engine.define("adults", "age >= 18")
-    >>> _ = engine.define("adult_30s", 'in segment "adults" and age < 40')
+    >>> _ = engine.define("adult_30s", 'in segment "adults" and age < 40', tags=["age"])
     >>> info = engine.segment("adult_30s")
     >>> info.kind, info.size, sorted(info.depends_on), str(info.rule)
     ('dynamic', 1, ['adults'], 'in segment "adults" and age < 40')
+    >>> info.object_type, info.tags, info.updated_by
+    ('contact', ('age',), None)
 
     .. versionadded:: 0.1.0
     """
@@ -142,16 +166,50 @@ class SegmentInfo:
     rule: Rule | None
     size: int
     depends_on: frozenset[str]
+    # the stored metadata (left out of the repr, which stays one short line)
+    object_type: str = attrs.field(default="contact", repr=False)
+    tags: tuple[str, ...] = attrs.field(default=(), repr=False)
+    created_at: datetime | None = attrs.field(default=None, repr=False)
+    updated_at: datetime | None = attrs.field(default=None, repr=False)
+    updated_by: str | None = attrs.field(default=None, repr=False)
+    version: int | None = attrs.field(default=None, repr=False)
 
 
 class _Segment:
-    __slots__ = ("attributes", "events", "fn", "ids", "name", "plan", "predicate", "rank", "rule")
+    __slots__ = (
+        "attributes",
+        "events",
+        "fn",
+        "ids",
+        "name",
+        "pending",
+        "plan",
+        "predicate",
+        "rank",
+        "record",
+        "rule",
+        "saved_ids",
+        "saved_pending",
+        "stored",
+        "version",
+    )
 
     def __init__(self, name: str, rule: Rule | None) -> None:
         self.name = name
         self.ids = Bitmap()
         self.rank = 0  # position in the dependency order of the dynamic segments
         self.set_rule(rule, None, None)
+        # --- persistence (never read on the hot paths) ---
+        # the stored definition and its version (set by the first save or load)
+        self.record: SegmentRecord | None = None
+        self.version: int | None = None
+        # static members whose profile has not been (re-)supplied yet, by key
+        self.pending: set[str] = set()
+        # what storage holds, in this engine's ids: compared by ``Engine._is_dirty``
+        self.saved_ids: Bitmap | None = None
+        self.saved_pending: set[str] = set()
+        # the loaded state, when what storage holds is in another engine's ids
+        self.stored: SegmentState | None = None
 
     def set_rule(self, rule: Rule | None, plan: Plan | None, predicate: Predicate | None) -> None:
         self.rule = rule
@@ -214,8 +272,21 @@ def _show(value: Any) -> str:
 class Engine:
     """Profiles, events and segments with incrementally maintained memberships.
 
-    ``schema`` validates every record; ``clock`` gives the time for time-relative
-    rules (default: the system clock, in UTC).
+    ``schema`` validates every record; ``storage`` keeps segment definitions,
+    memberships and size snapshots (default: a fresh
+    :class:`~segkit.InMemoryStorage`; to restore an engine from a storage that
+    already holds segments, use :meth:`from_storage`); ``clock`` gives the time for
+    time-relative rules (default: the system clock, in UTC).
+
+    What is written to ``storage``, and when:
+
+    * ``define``, ``define_static``, ``redefine``, ``add_members``,
+      ``remove_members`` and ``drop`` write through: the segment is saved before
+      the call returns, and if that save fails the engine is left as it was.
+    * ``upsert``/``track``/``delete``/``merge`` change memberships in memory only
+      (they stay fast); :meth:`refresh` and :meth:`save` write every segment whose
+      membership changed since it was last saved or loaded.
+    * Profiles and events are never stored: they are the application's data.
 
     >>> import segkit as sk
     >>> schema = sk.Schema(attributes={"plan": "string"}, timezone="UTC")
@@ -226,15 +297,36 @@ class Engine:
     ['a']
     >>> engine.query('plan != "pro"').to_list()
     ['b']
+    >>> engine.storage.list_segments()
+    ['pro']
 
     .. versionadded:: 0.1.0
     """
 
-    def __init__(self, schema: Schema, *, clock: Clock | None = None) -> None:
+    def __init__(
+        self, schema: Schema, *, storage: Storage | None = None, clock: Clock | None = None
+    ) -> None:
+        self._setup(schema, storage, clock)
+        if storage is not None:
+            stored = self._storage.list_segments()
+            if stored:
+                shown = ", ".join(repr(n) for n in stored[:3]) + (
+                    ", ..." if len(stored) > 3 else ""
+                )
+                raise ValueError(
+                    f"the storage already holds {len(stored)} "
+                    f"segment{'s' if len(stored) > 1 else ''} ({shown}): "
+                    "restore them with Engine.from_storage(schema, storage)"
+                )
+
+    def _setup(self, schema: Schema, storage: Storage | None, clock: Clock | None) -> None:
         if not isinstance(schema, Schema):
             raise TypeError(f"expected a segkit.Schema, got {type(schema).__name__}")
+        if storage is not None and not isinstance(storage, Storage):
+            raise TypeError(f"storage must implement segkit.Storage, got {type(storage).__name__}")
         self.schema = schema
         self._clock: Clock = clock or _system_clock
+        self._storage: Storage = InMemoryStorage() if storage is None else storage
         self._ids = IdMap()
         self._universe = Bitmap()
         self._attrs: dict[int, dict[str, Any]] = {}
@@ -251,6 +343,67 @@ class Engine:
         self._used: set[str] = set()  # segments that other segments refer to
         self._bulk = BULK
         self._plans: dict[str, Plan] = {}
+        # static members waiting for their profile: key -> the static segments naming it
+        self._waiting: dict[str, list[_Segment]] = {}
+        self._renames = 0  # IdMap renames (they change the stored key list)
+        self._keys_cache: tuple[tuple[int, int, int], bytes] | None = None
+
+    @classmethod
+    def from_storage(
+        cls, schema: Schema, storage: Storage, *, clock: Clock | None = None
+    ) -> Engine:
+        """An engine with every segment that ``storage`` holds, ready for the data.
+
+        The definitions come back (rules, metadata, static members); profiles and
+        events do not: they are the application's data and storage never holds
+        them. Re-supply them with ``upsert_many`` and ``track_many`` before calling
+        :meth:`save` or :meth:`refresh`:
+
+        * a **dynamic** segment's members are evaluated from the re-supplied data
+          as it arrives (its stored membership is only compared, so saving an
+          unchanged membership writes nothing);
+        * a **static** segment's stored keys become members as soon as a profile
+          with that key is upserted or tracked; until then they are
+          :meth:`pending_keys`, kept in storage but not in :meth:`members`.
+
+        Raises :class:`~segkit.SegmentError` if a stored rule does not check
+        against ``schema`` or the stored segments do not form a valid dependency
+        graph, and :class:`~segkit.CorruptDataError` for damaged stored data.
+
+        >>> import segkit as sk
+        >>> schema = sk.Schema(attributes={"age": "int"})
+        >>> storage = sk.InMemoryStorage()
+        >>> first = sk.Engine(schema, storage=storage)
+        >>> _ = first.upsert_many({"a": {"age": 30}, "b": {"age": 12}})
+        >>> _ = first.define("adults", "age >= 18")
+        >>> _ = first.define_static("picked", ["a", "b"])
+        >>> engine = sk.Engine.from_storage(schema, storage)
+        >>> engine.segments, len(engine.members("adults")), engine.pending_keys()
+        (['adults', 'picked'], 0, ['a', 'b'])
+        >>> _ = engine.upsert_many({"a": {"age": 30}, "b": {"age": 12}})
+        >>> engine.members("adults").keys(), engine.members("picked").keys()
+        (['a'], ['a', 'b'])
+        >>> engine.save()  # nothing changed since the load
+        []
+
+        .. versionadded:: 0.1.0
+        """
+        engine = cls.__new__(cls)
+        engine._setup(schema, storage, clock)
+        engine._adopt(load_segment_states(engine._storage))
+        return engine
+
+    @property
+    def storage(self) -> Storage:
+        """The storage this engine saves its segments to.
+
+        >>> import segkit as sk
+        >>> sk.Engine(sk.Schema(attributes={})).storage
+        InMemoryStorage(segments=0, bitmaps=0, snapshots=0, usage=0)
+
+        .. versionadded:: 0.1.0
+        """
+        return self._storage
 
     # --- the IndexView protocol (read by plans) --------------------------------------------
 
@@ -316,15 +469,48 @@ class Engine:
         return sorted(self._segments)
 
     def segment(self, name: str) -> SegmentInfo:
-        """The definition and size of segment ``name``."""
+        """The definition, size and stored metadata of segment ``name``."""
         seg = self._segment(name)
+        record = seg.record
+        assert record is not None  # every segment is saved when it is defined
         return SegmentInfo(
             name,
             "dynamic" if seg.dynamic else "static",
             seg.rule,
             len(seg.ids),
             self._graph.depends_on(name),
+            object_type=record.object_type,
+            tags=record.tags,
+            created_at=record.created_at,
+            updated_at=record.updated_at,
+            updated_by=record.updated_by,
+            version=seg.version,
         )
+
+    def pending_keys(self, name: str | None = None) -> list[str]:
+        """Keys of static members whose profile this engine does not have (yet), sorted.
+
+        After :meth:`from_storage`, a static segment's stored keys wait here until a
+        profile with that key is upserted or tracked; then it becomes a member.
+        They stay part of the segment in storage. ``name`` limits the answer to one
+        static segment.
+
+        >>> import segkit as sk
+        >>> schema = sk.Schema(attributes={"age": "int"})
+        >>> storage = sk.InMemoryStorage()
+        >>> first = sk.Engine(schema, storage=storage)
+        >>> _ = first.upsert_many({"a": {}, "b": {}})
+        >>> _ = first.define_static("picked", ["a", "b"])
+        >>> engine = sk.Engine.from_storage(schema, storage)
+        >>> _ = engine.upsert("b", {"age": 40})
+        >>> engine.pending_keys("picked"), engine.members("picked").keys()
+        (['a'], ['b'])
+
+        .. versionadded:: 0.1.0
+        """
+        if name is None:
+            return sorted(self._waiting)
+        return sorted(self._segment(name).pending)
 
     def __len__(self) -> int:
         return len(self._universe)
@@ -347,7 +533,9 @@ class Engine:
     def upsert(self, key: str, attributes: Mapping[str, Any]) -> MembershipChange:
         """Create or update one profile (values merge; ``None`` unsets).
 
-        Returns the membership changes this caused.
+        Returns the membership changes this caused. Nothing is written to storage
+        here (see :meth:`save`); a new profile whose key a static segment of a
+        restored engine holds becomes its member (see :meth:`pending_keys`).
 
         >>> import segkit as sk
         >>> engine = sk.Engine(sk.Schema(attributes={"age": "int"}))
@@ -420,6 +608,8 @@ class Engine:
                 changes.append((name, old, value))
                 index[name].set(pid, value)
         if created:
+            if self._waiting:
+                self._attach(key, pid, log)
             self._reevaluate(pid, log, now)
         elif changes:
             self._reevaluate_changes(pid, changes, log, now)
@@ -431,9 +621,12 @@ class Engine:
         changed_names: set[str] = set()
         created = False
         index = self._attr_index
+        log = _ChangeLog()
         for key, values in validated:
             pid, new = self._ensure(key)
             created = created or new
+            if new and self._waiting:
+                self._attach(key, pid, log)
             stored = self._attrs[pid]
             for name, value in values.items():
                 old = stored.get(name)
@@ -455,13 +648,12 @@ class Engine:
         else:
             found = {s.name: s for n in changed_names for s in self._readers_of("a", n)}
             segments = sorted(found.values(), key=lambda seg: seg.rank)
-        return self._reevaluate_within(segments, touched, self.now())
+        return self._reevaluate_within(segments, touched, self.now(), log)
 
     def _reevaluate_within(
-        self, segments: Iterable[_Segment], ids: Bitmap, now: datetime
+        self, segments: Iterable[_Segment], ids: Bitmap, now: datetime, log: _ChangeLog
     ) -> MembershipChange:
         """Re-evaluate ``segments`` (in dependency order) for the profiles ``ids``."""
-        log = _ChangeLog()
         key_of = self._ids.key_of
         for seg in segments:
             assert seg.plan is not None  # dynamic
@@ -496,6 +688,8 @@ class Engine:
             pid, new = self._ensure(event.key)
             if new:
                 created.add(pid)
+                if self._waiting:
+                    self._attach(event.key, pid, log)
             self._events.setdefault(pid, []).append(event)
             self._event_index.add(pid, event.name)
             touched.setdefault(pid, set()).add(event.name)
@@ -507,7 +701,11 @@ class Engine:
         return log.result()
 
     def delete(self, key: str) -> MembershipChange:
-        """Remove a profile, its events and its memberships (static ones too)."""
+        """Remove a profile, its events and its memberships (static ones too).
+
+        Like ``upsert``, it changes memberships in memory only; :meth:`save` and
+        :meth:`refresh` write them to storage.
+        """
         pid = self._ids.get(key)
         if pid is None:
             raise KeyError(f"unknown profile {key!r}")
@@ -528,6 +726,7 @@ class Engine:
         """Identify an anonymous profile as ``into``: its events and static memberships
         move over, its attributes fill the gaps (``into``'s own values win), then it is
         deleted. When ``into`` does not exist yet, the anonymous profile is renamed.
+        Memberships change in memory; :meth:`save` and :meth:`refresh` write them.
         """
         anon = self._ids.get(anonymous_key)
         if anon is None:
@@ -540,7 +739,11 @@ class Engine:
                 if anon in seg.ids:
                     log.record(seg.name, anonymous_key, True, False)
                     log.record(seg.name, into, False, True)
+                    seg.saved_ids = seg.stored = None  # same id, another key: save it again
             self._ids.rename(anonymous_key, into)
+            self._renames += 1
+            if self._waiting:
+                self._attach(into, anon, log)
             self._events[anon] = [attrs.evolve(e, key=into) for e in self._events.get(anon, [])]
             self._reevaluate(anon, log, self.now())
             return log.result()
@@ -696,78 +899,635 @@ class Engine:
         predicate = compile_predicate(checked, self.schema, segments=self._resolve)
         return plan.rule, plan, predicate
 
-    def define(self, name: str, rule: RuleLike) -> Members:
-        """Define a dynamic segment from a rule and evaluate it; returns its members.
+    def define(
+        self,
+        name: str,
+        rule: RuleLike,
+        *,
+        object_type: str = "contact",
+        updated_by: str | None = None,
+        tags: Iterable[str] = (),
+    ) -> Members:
+        """Define a dynamic segment from a rule, evaluate it and save it; returns its members.
 
-        Raises :class:`~segkit.SegmentError` if the name exists or the rule refers to
-        an unknown segment, and the rule's own errors if it does not check.
+        ``object_type`` (what the segment groups), ``updated_by`` (who made the
+        change) and ``tags`` are stored with the definition (see
+        :class:`~segkit.SegmentRecord`). Raises :class:`~segkit.SegmentError` if
+        the name exists or the rule refers to an unknown segment, the rule's own
+        errors if it does not check, and :class:`~segkit.ConflictError` if another
+        writer stored a segment of that name meanwhile. When it raises, the engine
+        is unchanged.
+
+        >>> import segkit as sk
+        >>> engine = sk.Engine(sk.Schema(attributes={"age": "int"}))
+        >>> _ = engine.upsert("a", {"age": 30})
+        >>> engine.define("adults", "age >= 18", updated_by="ana", tags=["core"])
+        Members(1: 'a')
+        >>> stored = engine.storage.get_segment("adults").value
+        >>> stored.kind, stored.rule["text"], stored.updated_by, stored.tags
+        ('dynamic', 'age >= 18', 'ana', ('core',))
         """
         if name in self._segments:
             raise SegmentError(f"segment {name!r} already exists; use redefine() to change it")
         checked, plan, predicate = self._compile(name, rule)
+        now = self.now()
+        record = SegmentRecord(
+            name,
+            "dynamic",
+            now,
+            now,
+            rule=checked.to_dict(),
+            object_type=object_type,
+            updated_by=updated_by,
+            tags=tags,
+        )
         self._graph.add(name, checked.segments)
+        try:
+            ids = plan.execute(self, now)
+            saved = self._write(record, ids, (), now, None)
+        except BaseException:
+            self._graph.remove(name)
+            raise
         seg = _Segment(name, checked)
         seg.set_rule(checked, plan, predicate)
-        seg.ids = plan.execute(self, self.now())
+        seg.ids = ids
+        self._mark_saved(seg, saved)
         self._segments[name] = seg
         self._definitions_changed()
         return self._members(seg.ids)
 
-    def define_static(self, name: str, keys: Iterable[str]) -> Members:
-        """Define a static segment with explicit members (all keys must exist)."""
+    def define_static(
+        self,
+        name: str,
+        keys: Iterable[str],
+        *,
+        object_type: str = "contact",
+        updated_by: str | None = None,
+        tags: Iterable[str] = (),
+    ) -> Members:
+        """Define a static segment with explicit members (all keys must exist) and save it.
+
+        The metadata and the errors are those of :meth:`define`; change the members
+        later with :meth:`add_members` and :meth:`remove_members`.
+
+        >>> import segkit as sk
+        >>> engine = sk.Engine(sk.Schema(attributes={}))
+        >>> _ = engine.upsert_many({"c-1": {}, "c-2": {}})
+        >>> engine.define_static("imported", ["c-2"], object_type="company")
+        Members(1: 'c-2')
+        >>> engine.define_static("other", ["c-9"])
+        Traceback (most recent call last):
+        ...
+        segkit.errors.SegmentError: static segment 'other': unknown profiles 'c-9'
+        """
         if not isinstance(name, str) or not name:
             raise SegmentError("a segment name must be a non-empty string")
         if name in self._segments:
             raise SegmentError(f"segment {name!r} already exists")
-        keys = list(keys)
-        unknown = sorted({k for k in keys if k not in self._ids})
-        if unknown:
-            shown = ", ".join(repr(k) for k in unknown[:5]) + (", ..." if len(unknown) > 5 else "")
-            raise SegmentError(f"static segment {name!r}: unknown profiles {shown}")
+        ids = self._ids_of(name, keys)
+        now = self.now()
+        record = SegmentRecord(
+            name, "static", now, now, object_type=object_type, updated_by=updated_by, tags=tags
+        )
         self._graph.add(name, ())
+        try:
+            saved = self._write(record, ids, (), now, None)
+        except BaseException:
+            self._graph.remove(name)
+            raise
         seg = _Segment(name, None)
-        seg.ids = Bitmap(self._ids.id_of(k) for k in keys)
+        seg.ids = ids
+        self._mark_saved(seg, saved)
         self._segments[name] = seg
         self._definitions_changed()
         return self._members(seg.ids)
 
-    def redefine(self, name: str, rule: RuleLike) -> MembershipChange:
-        """Replace a dynamic segment's rule; re-evaluates it and the segments using it."""
+    def add_members(
+        self, name: str, keys: Iterable[str], *, updated_by: str | None = None
+    ) -> MembershipChange:
+        """Add profiles to static segment ``name`` and save it; returns the membership changes.
+
+        Every key must be a profile of this engine; keys already in the segment are
+        skipped (nothing is written when nothing changes). The segments that use
+        ``name`` are re-evaluated and saved too. Raises
+        :class:`~segkit.ConflictError` if another writer changed the segment since
+        this engine read it: the engine is then unchanged; call :meth:`reload` and
+        try again.
+
+        >>> import segkit as sk
+        >>> engine = sk.Engine(sk.Schema(attributes={}))
+        >>> _ = engine.upsert_many({"c-1": {}, "c-2": {}})
+        >>> _ = engine.define_static("vip", ["c-1"])
+        >>> engine.add_members("vip", ["c-1", "c-2"], updated_by="ana")
+        MembershipChange(entered={'vip': ['c-2']}, exited={})
+        >>> engine.segment("vip").updated_by
+        'ana'
+
+        .. versionadded:: 0.1.0
+        """
+        seg = self._static(name)
+        return self._update_static(seg, seg.ids | self._ids_of(name, keys), seg.pending, updated_by)
+
+    def remove_members(
+        self, name: str, keys: Iterable[str], *, updated_by: str | None = None
+    ) -> MembershipChange:
+        """Remove keys from static segment ``name`` and save it; returns the membership changes.
+
+        Keys that are not in the segment are skipped; a key still waiting for its
+        profile (see :meth:`pending_keys`) is removed too. Saving and conflicts work
+        as in :meth:`add_members`.
+
+        >>> import segkit as sk
+        >>> engine = sk.Engine(sk.Schema(attributes={}))
+        >>> _ = engine.upsert_many({"c-1": {}, "c-2": {}})
+        >>> _ = engine.define_static("vip", ["c-1", "c-2"])
+        >>> engine.remove_members("vip", ["c-2", "c-7"])
+        MembershipChange(entered={}, exited={'vip': ['c-2']})
+
+        .. versionadded:: 0.1.0
+        """
+        seg = self._static(name)
+        if isinstance(keys, str):
+            raise TypeError(f"keys must be an iterable of profile keys, not the string {keys!r}")
+        gone = Bitmap()
+        gone_pending: set[str] = set()
+        for key in keys:
+            pid = self._ids.get(key)
+            if pid is not None:
+                gone.add(pid)
+            elif key in seg.pending:
+                gone_pending.add(key)
+        return self._update_static(seg, seg.ids - gone, seg.pending - gone_pending, updated_by)
+
+    def _update_static(
+        self, seg: _Segment, ids: Bitmap, pending: set[str], updated_by: str | None
+    ) -> MembershipChange:
+        """Save static ``seg`` with new members, then apply them and refresh its users."""
+        if ids == seg.ids and pending == seg.pending:
+            return MembershipChange({}, {})
+        now = self.now()
+        record = attrs.evolve(self._record(seg), updated_at=now, updated_by=updated_by)
+        saved = self._write(record, ids, pending, now, seg.version)
+        log = _ChangeLog()
+        self._log_diff(log, seg.name, seg.ids, ids)
+        seg.ids = ids
+        for key in seg.pending - pending:
+            self._unwait(key, seg)
+        seg.pending = pending
+        self._mark_saved(seg, saved)
+        users = self._graph.dependents([seg.name])
+        self._refresh(users, now, log)
+        self._save_dirty(users, now)
+        return log.result()
+
+    def redefine(
+        self,
+        name: str,
+        rule: RuleLike,
+        *,
+        object_type: str | None = None,
+        updated_by: str | None = None,
+        tags: Iterable[str] | None = None,
+    ) -> MembershipChange:
+        """Replace a dynamic segment's rule and save it; re-evaluates (and saves) its users.
+
+        ``object_type`` and ``tags`` keep their stored values unless given;
+        ``updated_by`` records who made this change (``None``: unknown). If saving
+        the segment fails (for instance :class:`~segkit.ConflictError`: another
+        writer changed it since this engine read it), the engine is unchanged. If
+        saving a segment that uses it fails afterwards, the redefinition stands,
+        the error propagates, and :meth:`save` writes the rest.
+
+        >>> import segkit as sk
+        >>> engine = sk.Engine(sk.Schema(attributes={"age": "int"}))
+        >>> _ = engine.upsert_many({"a": {"age": 30}, "b": {"age": 16}})
+        >>> _ = engine.define("adults", "age >= 18")
+        >>> engine.redefine("adults", "age >= 16", updated_by="ana")
+        MembershipChange(entered={'adults': ['b']}, exited={})
+        >>> engine.storage.get_segment("adults").value.rule["text"]
+        'age >= 16'
+        """
         seg = self._segment(name)
         if not seg.dynamic:
             raise SegmentError(f"segment {name!r} is static; drop it and define it again")
         checked, plan, predicate = self._compile(name, rule)
+        now = self.now()
+        changes: dict[str, Any] = {
+            "rule": checked.to_dict(),
+            "updated_at": now,
+            "updated_by": updated_by,
+        }
+        if object_type is not None:
+            changes["object_type"] = object_type
+        if tags is not None:
+            changes["tags"] = tags
+        record = attrs.evolve(self._record(seg), **changes)
+        old_deps = self._graph.depends_on(name)
         self._graph.replace(name, checked.segments)
+        try:
+            ids = plan.execute(self, now)
+            saved = self._write(record, ids, (), now, seg.version)
+        except BaseException:
+            self._graph.replace(name, old_deps)
+            raise
+        log = _ChangeLog()
+        self._log_diff(log, name, seg.ids, ids)
         seg.set_rule(checked, plan, predicate)
+        seg.ids = ids
+        self._mark_saved(seg, saved)
         self._definitions_changed()
-        return self._refresh([name, *self._graph.dependents([name])], self.now())
+        users = self._graph.dependents([name])
+        self._refresh(users, now, log)
+        self._save_dirty(users, now)
+        return log.result()
 
     def drop(self, name: str) -> None:
-        """Delete a segment; refused while other segments refer to it."""
-        self._segment(name)
+        """Delete a segment, here and in storage; refused while other segments refer to it.
+
+        Its snapshots and usage records are deleted too; its bitmap is left for
+        :func:`segkit.storage.collect_garbage`. Raises
+        :class:`~segkit.ConflictError` if another writer changed the segment since
+        this engine read it (the engine is then unchanged).
+
+        >>> import segkit as sk
+        >>> engine = sk.Engine(sk.Schema(attributes={}))
+        >>> _ = engine.define_static("old", [])
+        >>> engine.drop("old")
+        >>> engine.segments, engine.storage.list_segments()
+        ([], [])
+        """
+        seg = self._segment(name)
+        deps = self._graph.depends_on(name)
         self._graph.remove(name)
+        try:
+            drop_segment_state(self._storage, name, expected_version=self._version(seg))
+        except Exception as error:
+            known, found = self._read_stored(name)
+            if not known or found is not None:
+                self._graph.add(name, deps)
+                if isinstance(error, ConflictError):
+                    raise _conflict(error) from error
+                raise
+            # The definition is gone (deleting it is the commit, or another writer
+            # dropped it too): what a failed clean-up leaves is garbage.
+        except BaseException:
+            self._graph.add(name, deps)
+            raise
         del self._segments[name]
+        for key in seg.pending:
+            self._unwait(key, seg)
         self._definitions_changed()
 
     def refresh(self, now: datetime | None = None) -> MembershipChange:
-        """Re-evaluate the time-relative dynamic segments (and their users) at ``now``."""
+        """Re-evaluate the time-relative dynamic segments (and their users) at ``now``, then save.
+
+        Saving works as in :meth:`save` (snapshots are taken at ``now``): every
+        segment whose membership changed since it was last saved or loaded is
+        written, including changes made by ``upsert``/``track``/``delete``/``merge``.
+        If a save fails, the re-evaluation stands, the error propagates, and the
+        next :meth:`save` writes what is left.
+
+        >>> import segkit as sk
+        >>> from datetime import datetime, timedelta, timezone
+        >>> t0 = datetime(2024, 6, 30, tzinfo=timezone.utc)
+        >>> engine = sk.Engine(sk.Schema(events={"visit": {}}), clock=lambda: t0)
+        >>> _ = engine.track(sk.Event("a", "visit", t0 - timedelta(days=1)))
+        >>> _ = engine.define("recent", "did visit in last 7d")
+        >>> engine.refresh(now=t0 + timedelta(days=7))
+        MembershipChange(entered={}, exited={'recent': ['a']})
+        >>> [s.value.size for s in engine.storage.list_snapshots("recent")]
+        [1, 0]
+        """
         when = self.now() if now is None else ensure_aware(now, self.schema.tz, "now")
         relative = [n for n, s in self._segments.items() if s.rule and s.rule.is_time_relative]
-        return self._refresh([*relative, *self._graph.dependents(relative)], when)
-
-    def _refresh(self, names: Iterable[str], now: datetime) -> MembershipChange:
         log = _ChangeLog()
+        self._refresh([*relative, *self._graph.dependents(relative)], when, log)
+        self._save_dirty(None, when)
+        return log.result()
+
+    def _refresh(self, names: Iterable[str], now: datetime, log: _ChangeLog) -> None:
+        """Re-evaluate the dynamic segments among ``names``, in dependency order."""
         for name in self._graph.order(set(names)):
             seg = self._segments[name]
             if seg.plan is None:
                 continue
             new = seg.plan.execute(self, now)
-            key_of = self._ids.key_of
-            for pid in new - seg.ids:
-                log.record(name, key_of(pid), False, True)
-            for pid in seg.ids - new:
-                log.record(name, key_of(pid), True, False)
+            self._log_diff(log, name, seg.ids, new)
             seg.ids = new
+
+    def save(self) -> list[str]:
+        """Write every segment whose membership changed since it was last saved or loaded.
+
+        ``upsert``, ``track``, ``delete`` and ``merge`` change memberships in memory
+        only, so that they stay fast; this writes them (as :meth:`refresh` does),
+        one segment at a time in dependency order, each with a size snapshot at the
+        engine's clock time. Returns the names of the segments written.
+
+        Each segment is saved atomically: storage holds its old or its new state,
+        never a mix (see ``docs/storage.md``). If a save fails, the error
+        propagates; the segments written before it stay written and the next call
+        writes the rest. :class:`~segkit.ConflictError` means another writer
+        changed that segment: call :meth:`reload`, then save again.
+
+        >>> import segkit as sk
+        >>> engine = sk.Engine(sk.Schema(attributes={"age": "int"}))
+        >>> _ = engine.define("adults", "age >= 18")
+        >>> _ = engine.upsert("a", {"age": 30})
+        >>> engine.storage.get_segment("adults").value.snapshot.size
+        0
+        >>> engine.save()
+        ['adults']
+        >>> engine.storage.get_segment("adults").value.snapshot.size
+        1
+        >>> engine.save()
+        []
+
+        .. versionadded:: 0.1.0
+        """
+        return self._save_dirty(None, self.now())
+
+    def reload(self) -> MembershipChange:
+        """Take in what other writers stored; returns the membership changes.
+
+        Every segment whose stored version differs from the one this engine last
+        saved or loaded takes its stored definition: a dynamic segment is evaluated
+        over this engine's data, a static one gets the stored keys (those without a
+        profile here become :meth:`pending_keys`). Stored segments this engine lacks
+        are added, segments no longer stored are dropped, and the segments using a
+        changed one are re-evaluated. Segments at the same version are kept as
+        they are, including membership changes not saved yet.
+
+        This is how to recover from a :class:`~segkit.ConflictError`: reload, then
+        redo the change. Errors are those of :meth:`from_storage`; the engine is
+        unchanged when it raises.
+
+        >>> import segkit as sk
+        >>> schema = sk.Schema(attributes={})
+        >>> storage = sk.InMemoryStorage()
+        >>> ours = sk.Engine(schema, storage=storage)
+        >>> theirs = sk.Engine.from_storage(schema, storage)
+        >>> for engine in (ours, theirs):
+        ...     _ = engine.upsert_many({"c-1": {}, "c-2": {}})
+        >>> _ = ours.define_static("vip", ["c-1"])
+        >>> theirs.reload()
+        MembershipChange(entered={'vip': ['c-1']}, exited={})
+        >>> _ = ours.add_members("vip", ["c-2"])
+        >>> theirs.remove_members("vip", ["c-1"])
+        Traceback (most recent call last):
+        ...
+        segkit.errors.ConflictError: segment 'vip': expected version 3, found version 6 (another writer changed it since this engine read it: call reload() and try again)
+        >>> _ = theirs.reload()
+        >>> theirs.remove_members("vip", ["c-1"])
+        MembershipChange(entered={}, exited={'vip': ['c-1']})
+
+        .. versionadded:: 0.1.0
+        """
+        return self._adopt(load_segment_states(self._storage))
+
+    # --- persistence helpers (never called on the upsert/track paths) ---------------------
+
+    def _static(self, name: str) -> _Segment:
+        seg = self._segment(name)
+        if seg.dynamic:
+            raise SegmentError(
+                f"segment {name!r} is dynamic (its rule decides its members); "
+                "use redefine() to change it"
+            )
+        return seg
+
+    def _ids_of(self, name: str, keys: Iterable[str]) -> Bitmap:
+        """The ids of ``keys`` for static segment ``name``; every key must be a profile."""
+        if isinstance(keys, str):
+            raise TypeError(f"keys must be an iterable of profile keys, not the string {keys!r}")
+        keys = list(keys)
+        unknown = sorted({k for k in keys if k not in self._ids})
+        if unknown:
+            shown = ", ".join(repr(k) for k in unknown[:5]) + (", ..." if len(unknown) > 5 else "")
+            raise SegmentError(f"static segment {name!r}: unknown profiles {shown}")
+        return Bitmap(self._ids.id_of(k) for k in keys)
+
+    @staticmethod
+    def _record(seg: _Segment) -> SegmentRecord:
+        assert seg.record is not None  # every segment is saved when it is defined
+        return seg.record
+
+    @staticmethod
+    def _version(seg: _Segment) -> int:
+        assert seg.version is not None  # every segment is saved when it is defined
+        return seg.version
+
+    def _log_diff(self, log: _ChangeLog, name: str, old: Bitmap, new: Bitmap) -> None:
+        key_of = self._ids.key_of
+        for pid in new - old:
+            log.record(name, key_of(pid), False, True)
+        for pid in old - new:
+            log.record(name, key_of(pid), True, False)
+
+    def _attach(self, key: str, pid: int, log: _ChangeLog) -> None:
+        """Profile ``key`` (id ``pid``) now exists: make it a member of the static
+        segments that were waiting for it."""
+        for seg in self._waiting.pop(key, ()):
+            seg.pending.discard(key)
+            seg.ids.add(pid)
+            if seg.saved_ids is not None and key in seg.saved_pending:
+                # storage already holds this key: the segment did not change
+                seg.saved_pending.discard(key)
+                seg.saved_ids.add(pid)
+            log.record(seg.name, key, False, True)
+
+    def _unwait(self, key: str, seg: _Segment) -> None:
+        waiting = self._waiting.get(key)
+        if waiting is not None:
+            waiting[:] = [other for other in waiting if other is not seg]
+            if not waiting:
+                del self._waiting[key]
+
+    def _key_list(self) -> tuple[bytes, dict[str, int]]:
+        """The encoded key list for one save batch, and the ids given to pending keys.
+
+        ``keys[i]`` is the key of id ``i`` (``None`` for a free id); the keys that
+        static segments wait for follow, sorted, after the last id.
+        """
+        keys = self._ids
+        if not self._waiting:
+            state = (keys.high_water, len(keys), self._renames)
+            cached = self._keys_cache
+            if cached is None or cached[0] != state:
+                cached = self._keys_cache = (state, encode_keys(keys.keys_by_id()))
+            return cached[1], {}
+        listed = keys.keys_by_id()
+        waiting = sorted(self._waiting)
+        position = {key: len(listed) + i for i, key in enumerate(waiting)}
+        return encode_keys([*listed, *waiting]), position
+
+    def _write(
+        self,
+        record: SegmentRecord,
+        ids: Bitmap,
+        pending: Collection[str],
+        now: datetime,
+        expected: int | None,
+        key_list: tuple[bytes, dict[str, int]] | None = None,
+    ) -> Versioned[SegmentRecord]:
+        """Save one segment's definition, membership and size snapshot (crash-safely).
+
+        ``key_list`` is :meth:`_key_list`, when the caller saves several segments.
+        """
+        keys, position = self._key_list() if key_list is None else key_list
+        if pending:
+            ids = ids | Bitmap(position[key] for key in pending)
+        bitmap = ids.serialize()
+        snapshot = Snapshot(record.name, now, len(ids))
+        try:
+            return save_segment_state(
+                self._storage,
+                record,
+                bitmap=bitmap,
+                keys=keys,
+                snapshot=snapshot,
+                expected_version=expected,
+            )
+        except Exception as error:
+            meant = attrs.evolve(
+                record,
+                bitmap=content_address(bitmap),
+                keys=content_address(keys),
+                snapshot=snapshot,
+            )
+            known, found = self._read_stored(record.name)
+            if known and found is not None and found.value == meant:
+                # The commit landed and a later write failed (adding the snapshot to
+                # the time series): the save stands, and the next save of this
+                # segment adds the missing point first.
+                return found
+            if isinstance(error, ConflictError):
+                raise _conflict(error) from error
+            raise
+
+    def _read_stored(self, name: str) -> tuple[bool, Versioned[SegmentRecord] | None]:
+        """``(True, stored definition or None)``, or ``(False, None)`` if reading failed."""
+        try:
+            return True, self._storage.get_segment(name)
+        except Exception:
+            return False, None
+
+    def _mark_saved(self, seg: _Segment, saved: Versioned[SegmentRecord]) -> None:
+        """Storage now holds ``seg`` as it is."""
+        seg.record = saved.value
+        seg.version = saved.version
+        seg.saved_ids = seg.ids.copy()
+        seg.saved_pending = set(seg.pending)
+        seg.stored = None
+
+    def _is_dirty(self, seg: _Segment) -> bool:
+        """Whether storage holds other members for ``seg`` than the engine does."""
+        if seg.saved_ids is not None:
+            return seg.ids != seg.saved_ids or seg.pending != seg.saved_pending
+        if seg.stored is None:
+            return True
+        # loaded from storage, in another engine's ids: compare the keys
+        try:
+            stored = _stored_keys(seg.stored)
+        except CorruptDataError:
+            return True
+        if len(stored) != len(seg.ids) + len(seg.pending):
+            return True
+        key_of = self._ids.key_of
+        if set(stored) != {key_of(pid) for pid in seg.ids} | seg.pending:
+            return True
+        seg.saved_ids = seg.ids.copy()
+        seg.saved_pending = set(seg.pending)
+        seg.stored = None
+        return False
+
+    def _save_dirty(self, names: Iterable[str] | None, now: datetime) -> list[str]:
+        """Save the segments among ``names`` (default: all) that storage holds differently."""
+        if names is None:
+            order = self._graph.order()
+        else:
+            chosen = set(names)
+            order = self._graph.order(chosen) if chosen else []
+        written: list[str] = []
+        key_list: tuple[bytes, dict[str, int]] | None = None
+        for name in order:
+            seg = self._segments[name]
+            if self._is_dirty(seg):
+                key_list = key_list or self._key_list()  # encoded once per batch
+                record = self._record(seg)
+                saved = self._write(record, seg.ids, seg.pending, now, seg.version, key_list)
+                self._mark_saved(seg, saved)
+                written.append(name)
+        return written
+
+    def _adopt(self, states: Mapping[str, SegmentState]) -> MembershipChange:
+        """Make the engine's definitions those of ``states`` (from ``load_segment_states``).
+
+        Segments at the version this engine knows are kept. Everything that can
+        fail (rules, references, cycles, stored members) is checked before the
+        engine changes.
+        """
+        local = self._segments
+        changed = sorted(
+            n for n, s in states.items() if n not in local or local[n].version != s.version
+        )
+        removed = sorted(n for n in local if n not in states)
+        if not changed and not removed:
+            return MembershipChange({}, {})
+        deps = {n: self._graph.depends_on(n) for n in states if n not in changed}
+        fresh: dict[str, _Segment] = {}
+        for name in changed:
+            state = states[name]
+            record = state.record
+            if record.kind == "dynamic":
+                try:
+                    checked, plan, predicate = self._compile(
+                        name, Rule.from_dict(record.rule or {})
+                    )
+                except RuleError as e:
+                    raise SegmentError(f"cannot restore segment {name!r}: {e.message}") from e
+                seg = _Segment(name, checked)
+                seg.set_rule(checked, plan, predicate)
+                seg.stored = state
+                deps[name] = checked.segments
+            else:
+                seg = _Segment(name, None)
+                for key in _stored_keys(state):
+                    pid = self._ids.get(key)
+                    if pid is None:
+                        seg.pending.add(key)
+                    else:
+                        seg.ids.add(pid)
+                seg.saved_ids = seg.ids.copy()
+                seg.saved_pending = set(seg.pending)
+                deps[name] = frozenset()
+            seg.record = record
+            seg.version = state.version
+            fresh[name] = seg
+        graph = SegmentGraph()
+        for name in _restore_order(deps):
+            graph.add(name, deps[name])
+        # --- nothing below raises: apply -------------------------------------------------
+        log = _ChangeLog()
+        before: dict[str, Bitmap] = {}
+        for name in removed:
+            self._log_diff(log, name, local.pop(name).ids, Bitmap())
+        for name, seg in fresh.items():
+            old = local.get(name)
+            before[name] = Bitmap() if old is None else old.ids
+            local[name] = seg
+        self._graph = graph
+        self._waiting = {}
+        for seg in local.values():
+            for key in seg.pending:
+                self._waiting.setdefault(key, []).append(seg)
+        self._definitions_changed()
+        now = self.now()
+        for name in graph.order({*changed, *graph.dependents(changed)}):
+            seg = local[name]
+            old_ids = before.get(name, seg.ids)
+            if seg.plan is not None:
+                seg.ids = seg.plan.execute(self, now)
+            self._log_diff(log, name, old_ids, seg.ids)
         return log.result()
 
     def members(self, name: str) -> Members:
@@ -842,3 +1602,74 @@ BULK: Final = 4096
 
 #: ``Engine.query`` keeps the compiled plans of this many recent rule texts.
 PLAN_CACHE: Final = 128
+
+
+def _conflict(error: ConflictError) -> ConflictError:
+    """The storage's conflict, saying what happened and what to do."""
+    return ConflictError(
+        f"{error} (another writer changed it since this engine read it: "
+        "call reload() and try again)"
+    )
+
+
+def _stored_keys(state: SegmentState) -> list[str]:
+    """The keys of a stored membership: its bitmap's ids mapped through its key list."""
+    name = state.record.name
+    if state.bitmap is None:
+        return []
+    if state.keys is None:
+        raise CorruptDataError(f"segment {name!r} has a membership bitmap but no key list")
+    try:
+        ids = Bitmap.deserialize(state.bitmap)
+    except ValueError:
+        raise CorruptDataError(
+            f"segment {name!r}: its membership is not a portable Roaring bitmap"
+        ) from None
+    keys = state.keys
+    out: list[str] = []
+    for pid in ids:
+        key = keys[pid] if pid < len(keys) else None
+        if key is None:
+            raise CorruptDataError(
+                f"segment {name!r}: its bitmap holds id {pid}, which its key list does not name"
+            )
+        out.append(key)
+    return out
+
+
+def _restore_order(deps: Mapping[str, frozenset[str]]) -> list[str]:
+    """The stored segments, each after those it refers to; a clear error if impossible.
+
+    Each stored definition was valid when it was written, but two writers changing
+    two segments at once can leave a reference to a dropped segment or a cycle.
+    """
+    for name in sorted(deps):
+        missing = sorted(dep for dep in deps[name] if dep not in deps)
+        if missing:
+            raise SegmentError(
+                f"cannot restore segment {name!r}: it refers to segment {missing[0]!r}, "
+                "which the storage does not hold"
+            )
+    waiting = {name: set(found) for name, found in deps.items()}
+    order: list[str] = []
+    ready = sorted(name for name, found in waiting.items() if not found)
+    while ready:
+        name = ready.pop(0)
+        order.append(name)
+        del waiting[name]
+        for other, found in waiting.items():
+            if name in found:
+                found.discard(name)
+                if not found:
+                    ready.append(other)
+        ready.sort()
+    if waiting:  # every segment left waits for another one left: walk to a cycle
+        path = [min(waiting)]
+        while path.count(path[-1]) < 2:
+            path.append(min(waiting[path[-1]]))
+        cycle = path[path.index(path[-1]) :]
+        raise SegmentError(
+            f"cannot restore the stored segments: they refer to each other in a cycle: "
+            f"{' -> '.join(cycle)}"
+        )
+    return order

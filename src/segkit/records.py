@@ -418,6 +418,23 @@ class IdMap:
         """
         return (i for i, k in enumerate(self._key_of) if k is not None)
 
+    def keys_by_id(self) -> list[str | None]:
+        """Every id's key, indexed by id: ``keys_by_id()[i]`` is the key of id ``i``.
+
+        A free id (its key was deleted) holds ``None``, so positions are kept; the
+        list has :attr:`high_water` entries. This is the key list a stored bitmap of
+        ids needs (see :func:`segkit.storage.encode_keys`). The list is a copy.
+
+        >>> ids = IdMap()
+        >>> _ = [ids.assign(k) for k in ("c-1", "c-2", "c-3")]
+        >>> _ = ids.delete("c-2")
+        >>> ids.keys_by_id()
+        ['c-1', None, 'c-3']
+
+        .. versionadded:: 0.1.0
+        """
+        return list(self._key_of)
+
     def items(self) -> Iterator[tuple[str, int]]:
         """``(key, id)`` pairs of the live keys, in ascending id order.
 

@@ -41,6 +41,7 @@ it never returns another membership than the one committed.
 
 from __future__ import annotations
 
+import threading
 from datetime import datetime
 from typing import Final
 
@@ -70,6 +71,26 @@ __all__ = [
 
 #: How often a helper re-reads and retries after losing a race on one key.
 _RETRIES: Final = 100
+
+#: Content addresses of the key lists that passed :func:`decode_keys` lately. A
+#: refresh passes one key list for every segment it saves: parsing it once is enough
+#: (the address is a hash of the bytes, so the same address means the same bytes).
+_CHECKED_KEYS: dict[str, None] = {}
+_CHECKED_KEYS_MAX: Final = 8
+_CHECKED_KEYS_LOCK: Final = threading.Lock()
+
+
+def _check_keys(keys: bytes) -> None:
+    """Refuse a malformed key list; each distinct list is parsed once."""
+    address = content_address(keys)
+    with _CHECKED_KEYS_LOCK:
+        if address in _CHECKED_KEYS:
+            return
+    decode_keys(keys)
+    with _CHECKED_KEYS_LOCK:
+        _CHECKED_KEYS[address] = None
+        while len(_CHECKED_KEYS) > _CHECKED_KEYS_MAX:
+            del _CHECKED_KEYS[next(iter(_CHECKED_KEYS))]  # the oldest
 
 
 @attrs.frozen
@@ -207,7 +228,7 @@ def save_segment_state(
         if value is not None and not isinstance(value, bytes):
             raise TypeError(f"{what} must be bytes or None, got {type(value).__name__}")
     if keys is not None:
-        decode_keys(keys)  # refuse a malformed key list before anything is written
+        _check_keys(keys)  # refuse a malformed key list before anything is written
     record = attrs.evolve(record, snapshot=snapshot)  # checks the snapshot belongs to it
     name = record.name
     current = storage.get_segment(name)
