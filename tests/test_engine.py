@@ -94,7 +94,7 @@ class EngineMachine(RuleBasedStateMachine):
     def define(self, expr: ast.Expr, name: int) -> str:
         """Define a dynamic segment from a random rule."""
         seg = f"s{name}"
-        if seg in self.rules:
+        while seg in self.rules:
             seg += "x"
         self.engine.define(seg, sk.Rule(expr))
         self.rules[seg] = expr
