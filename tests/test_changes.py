@@ -83,3 +83,27 @@ def test_shared_leaves_are_evaluated_once_per_change() -> None:
     assert index.affected("age", 18, 17, ctx) == {"a": False, "b": True}
     assert index.affected("plan", "pro", None, ctx) == {"a": False}  # b: `= "free"` stays false
     assert index.affected("email", "x", "y", ctx) == {}
+
+
+def test_equality_and_list_leaves_flip_on_the_values_they_name() -> None:
+    """``=``/``!=``/``in``/``not in`` flip when the old or the new value is one they
+    name; list leaves when a named element enters or leaves the list."""
+    schema = sk.Schema(attributes={"country": "string", "tags": "list[string]"})
+    rules = [
+        ("fr", sk.parse('country = "FR"').expr),
+        ("not_de", sk.parse('country != "DE"').expr),
+        ("benelux", sk.parse('country in ["BE", "NL", "LU"]').expr),
+        ("outside", sk.parse('country not in ["US"]').expr),
+        ("vip", sk.parse('tags has any ["vip"]').expr),
+        ("no_beta", sk.parse('tags has none ["beta"]').expr),
+    ]
+    index = ChangeIndex(rules, _Compiler(schema, None))
+    ctx = _Ctx((), NOW, "k")
+    assert index.affected("country", "FR", "ES", ctx) == {"fr": False}
+    assert index.affected("country", "ES", "FR", ctx) == {"fr": True}
+    assert index.affected("country", "DE", "NL", ctx) == {"not_de": True, "benelux": True}
+    assert index.affected("country", "BE", "US", ctx) == {"benelux": False, "outside": False}
+    assert index.affected("country", "ES", "IT", ctx) == {}
+    assert index.affected("tags", ("a", "vip"), ("a",), ctx) == {"vip": False}
+    assert index.affected("tags", ("a",), ("a", "beta", "c"), ctx) == {"no_beta": False}
+    assert index.affected("tags", ("a",), ("b", "c"), ctx) == {}

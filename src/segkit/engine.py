@@ -825,13 +825,15 @@ class Engine:
             index.affected(name, old, new, ctx, verdicts)
         if not verdicts:
             return
-        if any(seg.name in self._used for seg in verdicts):
+        used = self._used
+        if used and any(seg.name in used for seg in verdicts):
             for name in self._graph.dependents([seg.name for seg in verdicts]):
                 dependent = self._segments[name]
                 if dependent.dynamic:
                     verdicts.setdefault(dependent, True)
         values = self._attrs[pid]
-        ordered = sorted(verdicts, key=lambda seg: seg.rank) if len(verdicts) > 1 else verdicts
+        # dependency order matters only when some segment is used by another
+        ordered = sorted(verdicts, key=lambda seg: seg.rank) if used else verdicts
         for seg in ordered:
             was = pid in seg.ids
             if verdicts[seg]:

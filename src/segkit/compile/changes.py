@@ -6,11 +6,13 @@ only change if one of its *leaves* reading that attribute (``age >= 30``,
 inputs that did not change. :class:`ChangeIndex` collects the attribute leaves
 of every dynamic rule, shares equal leaves between rules, and indexes the
 *endpoints* of the leaves whose truth is piecewise constant in the value
-(comparisons, ``in`` lists, ``between``, ``before``/``after``): such a leaf can
-only flip if one of its endpoints lies between ``old`` and ``new``, so a change
-evaluates just the leaves found by two binary searches (plus the few leaves no
-endpoint describes, such as ``matches`` or ``in last 7d``) on the old and the new
-value.
+(comparisons, ``between``, ``before``/``after``): such a leaf can only flip if
+one of its endpoints lies between ``old`` and ``new``. Equality leaves (``=``,
+``!=``, ``in``, ``not in``) can only flip when ``old`` or ``new`` is one of their
+values, and list leaves (``has any/all/none``) when one of their elements enters
+or leaves the list: those are found in a dictionary. A change evaluates just the
+leaves found this way (plus the few leaves nothing describes, such as ``matches``
+or ``in last 7d``) on the old and the new value.
 
 A flipped leaf that is a top-level conjunct of its rule and is now false decides
 the rule (false) without evaluating it; any other flip means the rule must be
@@ -45,30 +47,40 @@ class _Leaf(Generic[S]):
 
 
 class _Field(Generic[S]):
-    """The leaves reading one attribute, with their endpoints sorted."""
+    """The leaves reading one attribute, indexed by the values where they can flip."""
 
-    __slots__ = ("always", "leaves", "point_leaf", "points")
+    __slots__ = ("always", "by_value", "leaves", "point_leaf", "points")
 
     def __init__(self) -> None:
         self.leaves: list[_Leaf[S]] = []
+        # range leaves: sorted endpoints, and the leaf of each
         self.points: list[Any] = []
         self.point_leaf: list[int] = []
-        self.always: list[int] = []  # leaves without endpoints: evaluated on every change
+        # equality leaves (=, !=, in, not in) by literal; list leaves by element
+        self.by_value: dict[Any, list[int]] = {}
+        self.always: list[int] = []  # leaves without either: evaluated on every change
 
     def candidates(self, old: Any, new: Any) -> Iterable[int]:
         if old is None or new is None or old != old or new != new:  # unset, or NaN
             return range(len(self.leaves))
+        by_value = self.by_value
         if isinstance(old, (tuple, list)):
-            return range(len(self.leaves))
-        try:
-            lo, hi = (old, new) if old <= new else (new, old)
-            start = bisect.bisect_left(self.points, lo)
-            end = bisect.bisect_right(self.points, hi)
-        except TypeError:  # values this index cannot order: be safe
-            return range(len(self.leaves))
-        if start == end:
+            found = set(self.always)
+            for element in set(old) ^ set(new):
+                found.update(by_value.get(element, ()))
+            return found
+        found_old, found_new = by_value.get(old), by_value.get(new)
+        start = end = 0
+        if self.points:
+            try:
+                lo, hi = (old, new) if old <= new else (new, old)
+                start = bisect.bisect_left(self.points, lo)
+                end = bisect.bisect_right(self.points, hi)
+            except TypeError:  # values this index cannot order: be safe
+                return range(len(self.leaves))
+        if start == end and found_old is None and found_new is None:
             return self.always
-        return {*self.point_leaf[start:end], *self.always}
+        return {*self.point_leaf[start:end], *(found_old or ()), *(found_new or ()), *self.always}
 
 
 class ChangeIndex(Generic[S]):
@@ -110,8 +122,12 @@ class ChangeIndex(Generic[S]):
                     leaf: _Leaf[S] = _Leaf(compiler.compile(node))
                     number = len(fld.leaves)
                     fld.leaves.append(leaf)
-                    points = _endpoints(node, compiler)
-                    if points is None:
+                    exact = _flip_values(node, compiler)
+                    points = None if exact is not None else _endpoints(node, compiler)
+                    if exact is not None:
+                        for value in exact:
+                            fld.by_value.setdefault(value, []).append(number)
+                    elif points is None:
                         fld.always.append(number)
                     else:
                         for point in points:
@@ -166,6 +182,30 @@ def _attribute_leaves(expr: ast.Expr) -> Iterable[Any]:
             stack.append(node.operand)
         elif isinstance(node, ast.FIELD_NODES):
             yield node
+
+
+def _flip_values(node: Any, compiler: _Compiler) -> list[Any] | None:
+    """For a leaf whose truth only changes when the value becomes or stops being one of
+    a few values (``=``, ``!=``, ``in``, ``not in``; for lists, ``has any/all/none``
+    changes only when one of its elements enters or leaves the list): those values."""
+    if isinstance(node, ast.HasList):
+        return list(node.values)
+    if isinstance(node, ast.Compare) and node.op in ("=", "!="):
+        literals = [node.value]
+    elif isinstance(node, ast.InList):
+        literals = list(node.values)
+    else:
+        return None
+    ftype = compiler.ftype(node.field, None)
+    if ftype.is_list:
+        return None
+    out = []
+    for literal in literals:
+        value, key = compiler.literal_and_key(ftype, literal)
+        if key is not None:
+            return None
+        out.append(value)
+    return out
 
 
 def _endpoints(node: Any, compiler: _Compiler) -> list[Any] | None:
