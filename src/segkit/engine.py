@@ -37,7 +37,7 @@ MembershipChange(entered={}, exited={'fr_adults': ['c-1']})
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any, Final
 
@@ -329,7 +329,6 @@ class Engine:
         self._storage: Storage = InMemoryStorage() if storage is None else storage
         self._ids = IdMap()
         self._universe = Bitmap()
-        self._attrs: dict[int, dict[str, Any]] = {}
         self._events: dict[int, list[Event]] = {}
         self._attr_index: dict[str, AttributeIndex] = {
             name: AttributeIndex(is_list=t.is_list) for name, t in schema.attributes.items()
@@ -427,7 +426,7 @@ class Engine:
 
     def attributes_of(self, pid: int) -> Mapping[str, Any]:
         """The stored attributes of profile ``pid``."""
-        return self._attrs.get(pid, _NO_ATTRS)
+        return _ProfileView(self._attr_index, pid)
 
     def events_of(self, pid: int) -> Sequence[Event]:
         """The stored events of profile ``pid``."""
@@ -521,7 +520,7 @@ class Engine:
     def get(self, key: str) -> dict[str, Any] | None:
         """A copy of the stored attributes of ``key``, or ``None`` if unknown."""
         pid = self._ids.get(key)
-        return None if pid is None else dict(self._attrs[pid])
+        return None if pid is None else dict(_ProfileView(self._attr_index, pid))
 
     def events(self, key: str) -> list[Event]:
         """The stored events of ``key`` (in arrival order)."""
@@ -593,20 +592,18 @@ class Engine:
     def _apply(self, key: str, values: dict[str, Any], log: _ChangeLog, now: datetime) -> None:
         """Merge one validated record and update the memberships it affects."""
         pid, created = self._ensure(key)
-        stored = self._attrs[pid]
         index = self._attr_index
         changes: list[tuple[str, Any, Any]] = []
         for name, value in values.items():
-            old = stored.get(name)
+            column = index[name]
+            old = column.get(pid)
             if value is None:
                 if old is not None:
-                    del stored[name]
                     changes.append((name, old, None))
-                    index[name].unset(pid)
+                    column.unset(pid)
             elif old is None or old != value or type(old) is not type(value):
-                stored[name] = value
                 changes.append((name, old, value))
-                index[name].set(pid, value)
+                column.set(pid, value)
         if created:
             if self._waiting:
                 self._attach(key, pid, log)
@@ -627,19 +624,17 @@ class Engine:
             created = created or new
             if new and self._waiting:
                 self._attach(key, pid, log)
-            stored = self._attrs[pid]
             for name, value in values.items():
-                old = stored.get(name)
+                column = index[name]
+                old = column.get(pid)
                 if value is None:
                     if old is not None:
-                        del stored[name]
                         changed_names.add(name)
-                        index[name].unset(pid)
+                        column.unset(pid)
                         touched.add(pid)
                 elif old is None or old != value or type(old) is not type(value):
-                    stored[name] = value
                     changed_names.add(name)
-                    index[name].set(pid, value)
+                    column.set(pid, value)
                     touched.add(pid)
             if new:
                 touched.add(pid)
@@ -714,8 +709,8 @@ class Engine:
             if pid in seg.ids:
                 seg.ids.discard(pid)
                 log.record(seg.name, key, True, False)
-        for name in self._attrs.pop(pid, {}):
-            self._attr_index[name].unset(pid)
+        for column in self._attr_index.values():
+            column.unset(pid)
         self._events.pop(pid, None)
         self._event_index.remove_profile(pid)
         self._universe.discard(pid)
@@ -748,14 +743,16 @@ class Engine:
             self._reevaluate(anon, log, self.now())
             return log.result()
         target = self._ids.id_of(into)
-        moved_attrs = {k: v for k, v in self._attrs[anon].items() if k not in self._attrs[target]}
+        known = _ProfileView(self._attr_index, target)
+        moved_attrs = {
+            k: v for k, v in _ProfileView(self._attr_index, anon).items() if k not in known
+        }
         moved_events = [attrs.evolve(e, key=into) for e in self._events.get(anon, [])]
         statics = [s for s in self._segments.values() if not s.dynamic and anon in s.ids]
         for change_key, segs in self.delete(anonymous_key).exited.items():
             for k in segs:
                 log.record(change_key, k, True, False)
         for name, value in moved_attrs.items():
-            self._attrs[target][name] = value
             self._attr_index[name].set(target, value)
         for event in moved_events:
             self._events.setdefault(target, []).append(event)
@@ -773,7 +770,6 @@ class Engine:
             return pid, False
         pid = self._ids.assign(key)
         self._universe.add(pid)
-        self._attrs[pid] = {}
         return pid, True
 
     def _definitions_changed(self) -> None:
@@ -831,7 +827,7 @@ class Engine:
                 dependent = self._segments[name]
                 if dependent.dynamic:
                     verdicts.setdefault(dependent, True)
-        values = self._attrs[pid]
+        values = _ProfileView(self._attr_index, pid)
         # dependency order matters only when some segment is used by another
         ordered = sorted(verdicts, key=lambda seg: seg.rank) if used else verdicts
         for seg in ordered:
@@ -878,7 +874,7 @@ class Engine:
             return
         key = self._ids.key_of(pid)
         ctx = _Ctx(self._events.get(pid, ()), now, key)
-        values = self._attrs[pid]
+        values = _ProfileView(self._attr_index, pid)
         for seg in segments:
             fn = seg.fn
             assert fn is not None  # dynamic
@@ -1580,7 +1576,7 @@ class Engine:
             return Explanation(f"static segment {name!r}", pid in seg.ids)
         when = self.now() if now is None else ensure_aware(now, self.schema.tz, "now")
         compiler = _Compiler(self.schema, self._resolve)
-        values = self._attrs[pid]
+        values = _ProfileView(self._attr_index, pid)
         ctx_events = self._events.get(pid, ())
 
         def explain(node: ast.Expr) -> Explanation:
@@ -1596,7 +1592,33 @@ class Engine:
         return explain(seg.rule.expr)
 
 
-_NO_ATTRS: Mapping[str, Any] = {}
+class _ProfileView(Mapping[str, Any]):
+    """One profile's attributes, read from the attribute indexes (no copy is kept)."""
+
+    __slots__ = ("_index", "_pid")
+
+    def __init__(self, index: Mapping[str, AttributeIndex], pid: int) -> None:
+        self._index = index
+        self._pid = pid
+
+    def get(self, name: str, default: Any = None) -> Any:
+        column = self._index.get(name)
+        value = None if column is None else column.get(self._pid)
+        return default if value is None else value
+
+    def __getitem__(self, name: str) -> Any:
+        value = self.get(name)
+        if value is None:
+            raise KeyError(name)
+        return value
+
+    def __iter__(self) -> Iterator[str]:
+        pid = self._pid
+        return (name for name, column in self._index.items() if column.get(pid) is not None)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
 
 #: ``upsert_many`` with at least this many records re-evaluates each affected segment
 #: once with its bitmap plan over the changed profiles, instead of profile by profile.
