@@ -49,38 +49,51 @@ class _Leaf(Generic[S]):
 class _Field(Generic[S]):
     """The leaves reading one attribute, indexed by the values where they can flip."""
 
-    __slots__ = ("always", "by_value", "leaves", "point_leaf", "points")
+    __slots__ = ("always", "by_value", "leaves", "point_leaf", "point_threshold", "points")
 
     def __init__(self) -> None:
         self.leaves: list[_Leaf[S]] = []
         # range leaves: sorted endpoints, and the leaf of each
         self.points: list[Any] = []
         self.point_leaf: list[int] = []
+        # whether the point's leaf is a single threshold (<, <=, >, >=, before, after):
+        # such a leaf surely flips when its point lies strictly between old and new
+        self.point_threshold: list[bool] = []
         # equality leaves (=, !=, in, not in) by literal; list leaves by element
         self.by_value: dict[Any, list[int]] = {}
         self.always: list[int] = []  # leaves without either: evaluated on every change
 
-    def candidates(self, old: Any, new: Any) -> Iterable[int]:
+    def candidates(self, old: Any, new: Any) -> tuple[Iterable[int], Iterable[int]]:
+        """(leaves that may flip: evaluate on both values, leaves that surely flip)."""
         if old is None or new is None or old != old or new != new:  # unset, or NaN
-            return range(len(self.leaves))
+            return range(len(self.leaves)), ()
         by_value = self.by_value
         if isinstance(old, (tuple, list)):
             found = set(self.always)
             for element in set(old) ^ set(new):
                 found.update(by_value.get(element, ()))
-            return found
+            return found, ()
         found_old, found_new = by_value.get(old), by_value.get(new)
         start = end = 0
-        if self.points:
+        points = self.points
+        if points:
             try:
                 lo, hi = (old, new) if old <= new else (new, old)
-                start = bisect.bisect_left(self.points, lo)
-                end = bisect.bisect_right(self.points, hi)
+                start = bisect.bisect_left(points, lo)
+                end = bisect.bisect_right(points, hi)
             except TypeError:  # values this index cannot order: be safe
-                return range(len(self.leaves))
+                return range(len(self.leaves)), ()
         if start == end and found_old is None and found_new is None:
-            return self.always
-        return {*self.point_leaf[start:end], *(found_old or ()), *(found_new or ()), *self.always}
+            return self.always, ()
+        maybe = {*(found_old or ()), *(found_new or ()), *self.always}
+        sure: list[int] = []
+        point_leaf, threshold = self.point_leaf, self.point_threshold
+        for at in range(start, end):
+            if threshold[at] and lo < points[at] < hi:
+                sure.append(point_leaf[at])
+            else:
+                maybe.add(point_leaf[at])
+        return maybe, sure
 
 
 class ChangeIndex(Generic[S]):
@@ -130,10 +143,14 @@ class ChangeIndex(Generic[S]):
                     elif points is None:
                         fld.always.append(number)
                     else:
+                        threshold = isinstance(node, ast.TimeCompare) or (
+                            isinstance(node, ast.Compare) and node.op in ("<", "<=", ">", ">=")
+                        )
                         for point in points:
                             at = bisect.bisect_right(fld.points, point)
                             fld.points.insert(at, point)
                             fld.point_leaf.insert(at, number)
+                            fld.point_threshold.insert(at, threshold)
                     shared[(field_name, text)] = found = (fld, leaf)
                 found[1].users.append((segment, any(node is c for c in conjuncts)))
 
@@ -158,11 +175,14 @@ class ChangeIndex(Generic[S]):
         leaves = fld.leaves
         before: Mapping[str, Any] = {field: old}
         after: Mapping[str, Any] = {field: new}
-        for number in fld.candidates(old, new):
+        maybe, sure = fld.candidates(old, new)
+        flipped = [(leaves[number], leaves[number].fn(after, ctx)) for number in sure]
+        for number in maybe:
             leaf = leaves[number]
             now_true = leaf.fn(after, ctx)
-            if leaf.fn(before, ctx) == now_true:
-                continue
+            if leaf.fn(before, ctx) != now_true:
+                flipped.append((leaf, now_true))
+        for leaf, now_true in flipped:
             for segment, conjunct in leaf.users:
                 if conjunct and not now_true:
                     out[segment] = False
