@@ -39,7 +39,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timezone
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 
@@ -68,6 +68,9 @@ from segkit.storage import (
     save_segment_state,
 )
 from segkit.timeutil import ensure_aware
+
+if TYPE_CHECKING:
+    from segkit.analysis.funnel import Funnel, FunnelReport
 
 __all__ = ["Engine", "Explanation", "MembershipChange", "SegmentInfo"]
 
@@ -1555,6 +1558,64 @@ class Engine:
             self._segment(ref)
         when = self.now() if now is None else now
         return self._members(plan.execute(self, when))
+
+    def funnel(
+        self, funnel: Funnel, segments: Iterable[str] = (), *, now: datetime | None = None
+    ) -> dict[str, FunnelReport]:
+        """Run ``funnel`` over the engine's events: one report for everybody (``"all"``)
+        and one per segment in ``segments``, from a single evaluation.
+
+        Only profiles with an event that can start the funnel are read (every profile
+        when a stage is an attribute). Segment members are the stored memberships;
+        with ``now``, time-relative segments are evaluated at ``now`` for this report
+        (nothing is stored). The reports' members combine with :meth:`members`.
+
+        >>> import segkit as sk
+        >>> from datetime import datetime, timedelta, timezone
+        >>> t0 = datetime(2024, 6, 1, tzinfo=timezone.utc)
+        >>> engine = sk.Engine(sk.Schema(attributes={"plan": "string"},
+        ...                              events={"visit": {}, "buy": {}}))
+        >>> _ = engine.upsert_many({"a": {"plan": "pro"}, "b": {"plan": "free"}})
+        >>> _ = engine.track_many([sk.Event("a", "visit", t0), sk.Event("a", "buy", t0 + timedelta(hours=1)),
+        ...                        sk.Event("b", "visit", t0)])
+        >>> _ = engine.define("pro", 'plan = "pro"')
+        >>> reports = engine.funnel(sk.Funnel(["visit", "buy"], window=timedelta(days=7)), ["pro"])
+        >>> reports["all"].steps[1].count, reports["pro"].steps[1].count
+        (1, 1)
+        >>> reports["all"].members(1) == engine.members("pro")
+        True
+        """
+        names = list(dict.fromkeys(segments))
+        chosen = [self._segment(name) for name in names]
+        if "all" in names:
+            raise SegmentError("'all' names the report over every profile; rename that segment")
+        when = None if now is None else ensure_aware(now, self.schema.tz, "now")
+        attribute_stages = any(step.event is None for step in funnel.steps)
+        entry = funnel.entry_events
+        candidates = (
+            self._universe if attribute_stages or not entry else self._event_index.having(entry)
+        )
+        wanted = None if funnel.reads_all_events else funnel.event_names
+        key_of = self._ids.key_of
+        events = [
+            event
+            for pid in candidates
+            for event in self._events.get(pid, ())
+            if wanted is None or event.name in wanted
+        ]
+        profiles = (
+            {key_of(pid): dict(_ProfileView(self._attr_index, pid)) for pid in candidates}
+            if attribute_stages
+            else None
+        )
+        outcomes = funnel.evaluate(events, profiles=profiles, idmap=self._ids)
+        reports = {"all": outcomes.report()}
+        for seg in chosen:
+            ids = seg.ids
+            if when is not None and seg.plan is not None and seg.rule and seg.rule.is_time_relative:
+                ids = seg.plan.execute(self, when)
+            reports[seg.name] = outcomes.report(ids)
+        return reports
 
     def explain(self, name: str, key: str, now: datetime | None = None) -> Explanation:
         """Which clauses of segment ``name``'s rule hold for ``key``, and the values read.

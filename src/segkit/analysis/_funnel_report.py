@@ -14,7 +14,7 @@ from __future__ import annotations
 import array
 import math
 from collections import Counter
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import timedelta
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any, Final
@@ -533,7 +533,7 @@ class FunnelOutcomes:
     def __len__(self) -> int:
         return len(self.row_slot)
 
-    def report(self, ids: Collection[int] | None = None) -> FunnelReport:
+    def report(self, ids: Iterable[int] | None = None) -> FunnelReport:
         """Aggregate the entities whose ids are in ``ids`` (all of them when ``None``).
 
         ``ids`` are ids of :attr:`idmap` (a set, or a segment's bitmap).
