@@ -453,3 +453,34 @@ def test_bitmap_plan_equals_predicate_and_model(
     by_predicate = {key for key in keys if pred(attrs[key], events[key], NOW, key=key)}
     assert plan_members == model, str(rule)
     assert by_predicate == model, str(rule)
+
+
+def test_upserts_reevaluate_time_relative_rules_at_the_current_clock() -> None:
+    """A change to an attribute a time-relative rule reads re-evaluates it at the
+    current clock, even when the changed leaf has the same truth for old and new
+    values now (the stored verdict may date from an earlier clock)."""
+    t0 = datetime(2024, 6, 30, 12, tzinfo=timezone.utc)
+    clock = [t0]
+    schema = sk.Schema(attributes={"seen": "datetime", "age": "int"}, timezone="UTC")
+    engine = sk.Engine(schema, clock=lambda: clock[0])
+    engine.define("recent", "seen in last 1d")
+    engine.define("lapsed", "seen more than 2d ago")
+    engine.define("recent_adult", "seen in last 1d and age > 5")
+    engine.upsert("a", {"seen": t0 - timedelta(hours=1), "age": 6})
+    assert engine.members("recent").keys() == ["a"]
+    assert engine.members("recent_adult").keys() == ["a"]
+    clock[0] = t0 + timedelta(days=5)  # no refresh
+    change = engine.upsert("a", {"seen": t0 - timedelta(days=10)})
+    assert change == sk.MembershipChange(
+        {"lapsed": ["a"]}, {"recent": ["a"], "recent_adult": ["a"]}
+    )
+    engine.upsert("b", {"seen": t0 + timedelta(days=5), "age": 6})
+    clock[0] = t0 + timedelta(days=9)
+    assert engine.upsert("b", {"age": 7}) == sk.MembershipChange({}, {"recent_adult": ["b"]})
+    # segments whose inputs did not change catch up with the clock at refresh()
+    assert "b" not in engine.members("lapsed")
+    assert engine.refresh().entered == {"lapsed": ["b"]}
+    for name in engine.segments:
+        rule = engine.segment(name).rule
+        assert rule is not None
+        assert engine.members(name).keys() == engine.query(rule).keys(), name

@@ -17,7 +17,10 @@ or ``in last 7d``) on the old and the new value.
 A flipped leaf that is a top-level conjunct of its rule and is now false decides
 the rule (false) without evaluating it; any other flip means the rule must be
 evaluated again for that profile. Rules whose leaves did not flip keep their
-verdict and are not evaluated at all.
+verdict and are not evaluated at all, except time-relative rules (``in last``,
+``more than ... ago``, event windows): their stored verdict may date from an
+earlier clock, so any change to an attribute they read re-evaluates them at the
+current time.
 
 .. versionadded:: 0.1.0
 """
@@ -31,6 +34,7 @@ from typing import Any, Generic, TypeVar
 from segkit.compile.predicate import _Compiler, _Ctx, _Fn
 from segkit.dsl import ast
 from segkit.dsl.printer import to_text
+from segkit.dsl.rule import Rule
 
 __all__ = ["ChangeIndex"]
 
@@ -49,7 +53,15 @@ class _Leaf(Generic[S]):
 class _Field(Generic[S]):
     """The leaves reading one attribute, indexed by the values where they can flip."""
 
-    __slots__ = ("always", "by_value", "leaves", "point_leaf", "point_threshold", "points")
+    __slots__ = (
+        "always",
+        "by_value",
+        "leaves",
+        "point_leaf",
+        "point_threshold",
+        "points",
+        "relative",
+    )
 
     def __init__(self) -> None:
         self.leaves: list[_Leaf[S]] = []
@@ -61,6 +73,9 @@ class _Field(Generic[S]):
         self.point_threshold: list[bool] = []
         # equality leaves (=, !=, in, not in) by literal; list leaves by element
         self.by_value: dict[Any, list[int]] = {}
+        # time-relative rules reading this attribute: their stored verdict may date from
+        # an earlier clock, so any change to the attribute re-evaluates them
+        self.relative: list[S] = []
         self.always: list[int] = []  # leaves without either: evaluated on every change
 
     def candidates(self, old: Any, new: Any) -> tuple[Iterable[int], Iterable[int]]:
@@ -126,6 +141,9 @@ class ChangeIndex(Generic[S]):
         shared: dict[tuple[str, str], tuple[_Field[S], _Leaf[S]]] = {}
         for segment, expr in rules:
             conjuncts = expr.items if isinstance(expr, ast.And) else (expr,)
+            if Rule(expr).is_time_relative:
+                for read in {n.field for n in _attribute_leaves(expr)}:
+                    self._fields.setdefault(read, _Field()).relative.append(segment)
             for node in _attribute_leaves(expr):
                 field_name: str = node.field
                 text = to_text(node)
@@ -182,6 +200,8 @@ class ChangeIndex(Generic[S]):
             now_true = leaf.fn(after, ctx)
             if leaf.fn(before, ctx) != now_true:
                 flipped.append((leaf, now_true))
+        for segment in fld.relative:
+            out.setdefault(segment, True)
         for leaf, now_true in flipped:
             for segment, conjunct in leaf.users:
                 if conjunct and not now_true:
