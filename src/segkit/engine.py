@@ -595,6 +595,16 @@ class Engine:
     def _apply(self, key: str, values: dict[str, Any], log: _ChangeLog, now: datetime) -> None:
         """Merge one validated record and update the memberships it affects."""
         pid, created = self._ensure(key)
+        changes = self._store_values(pid, values)
+        if created:
+            if self._waiting:
+                self._attach(key, pid, log)
+            self._reevaluate(pid, log, now)
+        elif changes:
+            self._reevaluate_changes(pid, changes, log, now)
+
+    def _store_values(self, pid: int, values: dict[str, Any]) -> list[tuple[str, Any, Any]]:
+        """Store validated values (``None`` unsets); the ``(name, old, new)`` changes."""
         index = self._attr_index
         changes: list[tuple[str, Any, Any]] = []
         for name, value in values.items():
@@ -607,12 +617,7 @@ class Engine:
             elif old is None or old != value or type(old) is not type(value):
                 changes.append((name, old, value))
                 column.set(pid, value)
-        if created:
-            if self._waiting:
-                self._attach(key, pid, log)
-            self._reevaluate(pid, log, now)
-        elif changes:
-            self._reevaluate_changes(pid, changes, log, now)
+        return changes
 
     def _upsert_bulk(self, validated: list[tuple[str, dict[str, Any]]]) -> MembershipChange:
         """Apply many records, then re-evaluate each affected segment once, with its
@@ -620,26 +625,15 @@ class Engine:
         touched = Bitmap()
         changed_names: set[str] = set()
         created = False
-        index = self._attr_index
         log = _ChangeLog()
         for key, values in validated:
             pid, new = self._ensure(key)
             created = created or new
             if new and self._waiting:
                 self._attach(key, pid, log)
-            for name, value in values.items():
-                column = index[name]
-                old = column.get(pid)
-                if value is None:
-                    if old is not None:
-                        changed_names.add(name)
-                        column.unset(pid)
-                        touched.add(pid)
-                elif old is None or old != value or type(old) is not type(value):
-                    changed_names.add(name)
-                    column.set(pid, value)
-                    touched.add(pid)
-            if new:
+            changes = self._store_values(pid, values)
+            changed_names.update(name for name, _, _ in changes)
+            if new or changes:
                 touched.add(pid)
         if created:
             segments = self._dynamic_order()
@@ -652,15 +646,11 @@ class Engine:
         self, segments: Iterable[_Segment], ids: Bitmap, now: datetime, log: _ChangeLog
     ) -> MembershipChange:
         """Re-evaluate ``segments`` (in dependency order) for the profiles ``ids``."""
-        key_of = self._ids.key_of
         for seg in segments:
             assert seg.plan is not None  # dynamic
             new = seg.plan.execute(self, now, within=ids)
             old = seg.ids & ids
-            for pid in new - old:
-                log.record(seg.name, key_of(pid), False, True)
-            for pid in old - new:
-                log.record(seg.name, key_of(pid), True, False)
+            self._log_diff(log, seg.name, old, new)
             seg.ids -= old
             seg.ids |= new
         return log.result()
@@ -841,12 +831,7 @@ class Engine:
                 now_in = fn(values, ctx)
             else:
                 now_in = False
-            if now_in != was:
-                if now_in:
-                    seg.ids.add(pid)
-                else:
-                    seg.ids.discard(pid)
-                log.record(seg.name, key, was, now_in)
+            _set_member(seg, pid, key, was, now_in, log)
 
     def _reevaluate(
         self,
@@ -881,14 +866,7 @@ class Engine:
         for seg in segments:
             fn = seg.fn
             assert fn is not None  # dynamic
-            was = pid in seg.ids
-            now_in = fn(values, ctx)
-            if now_in != was:
-                if now_in:
-                    seg.ids.add(pid)
-                else:
-                    seg.ids.discard(pid)
-                log.record(seg.name, key, was, now_in)
+            _set_member(seg, pid, key, pid in seg.ids, fn(values, ctx), log)
 
     # --- segments ---------------------------------------------------------------------------
 
@@ -1651,6 +1629,18 @@ class Engine:
             return Explanation(to_text(node), held, read, children)
 
         return explain(seg.rule.expr)
+
+
+def _set_member(
+    seg: _Segment, pid: int, key: str, was: bool, now_in: bool, log: _ChangeLog
+) -> None:
+    """Record profile ``pid``'s new verdict for ``seg`` (a no-op when unchanged)."""
+    if now_in != was:
+        if now_in:
+            seg.ids.add(pid)
+        else:
+            seg.ids.discard(pid)
+        log.record(seg.name, key, was, now_in)
 
 
 class _ProfileView(Mapping[str, Any]):

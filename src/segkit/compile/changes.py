@@ -231,21 +231,10 @@ def _flip_values(node: Any, compiler: _Compiler) -> list[Any] | None:
     if isinstance(node, ast.HasList):
         return list(node.values)
     if isinstance(node, ast.Compare) and node.op in ("=", "!="):
-        literals = [node.value]
-    elif isinstance(node, ast.InList):
-        literals = list(node.values)
-    else:
-        return None
-    ftype = compiler.ftype(node.field, None)
-    if ftype.is_list:
-        return None
-    out = []
-    for literal in literals:
-        value, key = compiler.literal_and_key(ftype, literal)
-        if key is not None:
-            return None
-        out.append(value)
-    return out
+        return _stored_values(node, [node.value], compiler)
+    if isinstance(node, ast.InList):
+        return _stored_values(node, list(node.values), compiler)
+    return None
 
 
 def _endpoints(node: Any, compiler: _Compiler) -> list[Any] | None:
@@ -256,21 +245,23 @@ def _endpoints(node: Any, compiler: _Compiler) -> list[Any] | None:
     """
     if isinstance(node, ast.IsKnown):
         return []
-    if not isinstance(node, (ast.Compare, ast.InList, ast.Between, ast.TimeCompare)):
-        return None
+    if isinstance(node, ast.Between):
+        return _stored_values(node, [node.low, node.high], compiler)
+    if isinstance(node, (ast.Compare, ast.TimeCompare)):
+        return _stored_values(node, [node.value], compiler)
+    return None
+
+
+def _stored_values(node: Any, literals: list[Any], compiler: _Compiler) -> list[Any] | None:
+    """The literals as the stored values they compare with, or None when the leaf
+    reads a list or compares a transformed value (e.g. a datetime's local date)."""
     ftype = compiler.ftype(node.field, None)
     if ftype.is_list:
         return None
-    if isinstance(node, ast.InList):
-        literals = list(node.values)
-    elif isinstance(node, ast.Between):
-        literals = [node.low, node.high]
-    else:
-        literals = [node.value]
-    points = []
+    out = []
     for literal in literals:
         value, key = compiler.literal_and_key(ftype, literal)
-        if key is not None:  # compares a transformed value (e.g. a datetime's local date)
+        if key is not None:
             return None
-        points.append(value)
-    return points
+        out.append(value)
+    return out
