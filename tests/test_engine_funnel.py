@@ -74,3 +74,9 @@ def test_engine_funnel_with_attribute_stage_and_errors() -> None:
     assert report.members(1).keys() == ["a"]
     with pytest.raises(sk.SegmentError, match="unknown segment 'nope'"):
         engine.funnel(funnel, ["nope"])
+    engine.define_static("all", ["a"])
+    with pytest.raises(
+        sk.SegmentError,
+        match=r"^'all' names the report over every profile; rename that segment$",
+    ):
+        engine.funnel(funnel, ["all"])
