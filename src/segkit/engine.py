@@ -1630,6 +1630,22 @@ class Engine:
 
         return explain(seg.rule.expr)
 
+    # --- analysis: overlap and split (begin) ---
+
+    # --- analysis: overlap and split (end) ---
+
+    # --- analysis: metrics and drivers (begin) ---
+
+    # --- analysis: metrics and drivers (end) ---
+
+    # --- analysis: usage, attention and hygiene (begin) ---
+
+    # --- analysis: usage, attention and hygiene (end) ---
+
+    # --- analysis: lookalike (begin) ---
+
+    # --- analysis: lookalike (end) ---
+
 
 def _set_member(
     seg: _Segment, pid: int, key: str, was: bool, now_in: bool, log: _ChangeLog
