@@ -29,10 +29,19 @@ from strategies import (
     TEST_TZ,
     event_lists,
     exprs,
+    field_predicates,
     profiles,
 )
 
 SCHEMA = sk.Schema(attributes=TEST_ATTRIBUTES, events=TEST_EVENTS, timezone=TEST_TZ)
+
+
+def conjunctions() -> st.SearchStrategy[ast.Expr]:
+    """Rules that are conjunctions of attribute leaves: upserts decide them with the
+    change index's gates, without evaluating them."""
+    return st.lists(field_predicates(TEST_ATTRIBUTES), min_size=1, max_size=4).map(
+        lambda xs: xs[0] if len(xs) == 1 else ast.And(tuple(xs))
+    )
 
 
 class EngineMachine(RuleBasedStateMachine):
@@ -100,7 +109,17 @@ class EngineMachine(RuleBasedStateMachine):
         self.rules[seg] = expr
         return seg
 
-    @rule(seg=segments, expr=exprs(max_depth=2))
+    @rule(target=segments, expr=conjunctions(), name=st.integers(0, 10**9))
+    def define_conjunction(self, expr: ast.Expr, name: int) -> str:
+        """Define a dynamic segment that is a conjunction of attribute leaves."""
+        seg = f"c{name}"
+        while seg in self.rules:
+            seg += "x"
+        self.engine.define(seg, sk.Rule(expr))
+        self.rules[seg] = expr
+        return seg
+
+    @rule(seg=segments, expr=st.one_of(exprs(max_depth=2), conjunctions()))
     def redefine(self, seg: str, expr: ast.Expr) -> None:
         """Replace a segment's rule."""
         self.engine.redefine(seg, sk.Rule(expr))
@@ -278,29 +297,33 @@ def test_upsert_returns_membership_changes() -> None:
 
 def test_only_segments_whose_leaves_flip_are_reevaluated() -> None:
     """An update evaluates a rule only when one of its leaves on the changed attribute
-    flips; a top-level conjunct flipping to false decides the rule without evaluating."""
+    flips; a top-level conjunct flipping to false decides the rule without evaluating,
+    and a rule that is a conjunction of attribute leaves is decided by its leaf bitmaps."""
     engine = make_engine()
     engine.define("fr_adults", 'country = "FR" and age >= 18')
-    calls = []
-    seg = engine._segments["fr_adults"]
-    original = seg.fn
-    assert original is not None
+    engine.define("fr_or_vip_adults", '(country = "FR" or tags has any ["vip"]) and age >= 18')
+    calls = {"fr_adults": 0, "fr_or_vip_adults": 0}
+    for name in calls:
+        seg = engine._segments[name]
+        original = seg.fn
+        assert original is not None
 
-    def counting(*args: Any) -> bool:
-        calls.append(args)
-        return original(*args)
+        def counting(*args: Any, name: str = name, original: Any = original) -> bool:
+            calls[name] += 1
+            return bool(original(*args))
 
-    seg.fn = counting
+        seg.fn = counting
     assert not engine.upsert("a", {"age": 50})  # 31 -> 50: `age >= 18` holds for both
-    assert not engine.upsert("a", {"tags": ["x"]})  # not read by the rule
-    assert calls == []
-    change = engine.upsert("c", {"age": 18})  # 17 -> 18 flips `age >= 18`: evaluate
-    assert len(calls) == 1
-    assert change.entered == {"fr_adults": ["c"]}
+    assert not engine.upsert("a", {"tags": ["x"]})  # `tags has any ["vip"]` stays false
+    assert calls == {"fr_adults": 0, "fr_or_vip_adults": 0}
+    change = engine.upsert("c", {"age": 18})  # 17 -> 18 flips `age >= 18`
+    assert calls == {"fr_adults": 0, "fr_or_vip_adults": 1}  # the conjunction: bitmaps
+    assert change.entered == {"fr_adults": ["c"], "fr_or_vip_adults": ["c"]}
     change = engine.upsert("c", {"country": "DE"})  # a conjunct flips to false: decided
-    assert len(calls) == 1
-    assert change.exited == {"fr_adults": ["c"]}
+    assert calls == {"fr_adults": 0, "fr_or_vip_adults": 2}  # a leaf inside `or` flipped
+    assert change == sk.MembershipChange({}, {"fr_adults": ["c"]})
     assert engine.members("fr_adults").keys() == ["a"]
+    assert engine.members("fr_or_vip_adults").keys() == ["a", "c"]
 
 
 def test_events_update_behavioural_segments() -> None:

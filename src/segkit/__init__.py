@@ -13,6 +13,9 @@ True
 .. versionadded:: 0.1.0
 """
 
+from segkit.analysis import metrics
+from segkit.analysis.attention import AttentionItem
+from segkit.analysis.drivers import Driver, Drivers
 from segkit.analysis.funnel import (
     Exclusion,
     Funnel,
@@ -24,6 +27,12 @@ from segkit.analysis.funnel import (
     TimeStats,
     Transition,
 )
+from segkit.analysis.hygiene import HygieneIssue
+from segkit.analysis.lookalike import Lookalike, LookalikeContribution, LookalikeWeight
+from segkit.analysis.metrics import Comparison, ComparisonRow, Metric, MetricValue
+from segkit.analysis.overlap import OverlapReport, Region
+from segkit.analysis.split import SampleRatioCheck, Split
+from segkit.analysis.usage import ObjectiveUsage, UsageLog
 from segkit.compile.plan import Plan, compile_plan
 from segkit.compile.predicate import Predicate, compile_predicate
 from segkit.dsl.builder import (
@@ -72,8 +81,13 @@ from segkit.timeutil import Duration
 __version__ = "0.1.0.dev0"
 
 __all__ = [
+    "AttentionItem",
+    "Comparison",
+    "ComparisonRow",
     "ConflictError",
     "CorruptDataError",
+    "Driver",
+    "Drivers",
     "Duration",
     "Engine",
     "Event",
@@ -85,18 +99,28 @@ __all__ = [
     "FunnelOutcomes",
     "FunnelReport",
     "HistogramBin",
+    "HygieneIssue",
     "IdMap",
     "InMemoryStorage",
+    "Lookalike",
+    "LookalikeContribution",
+    "LookalikeWeight",
     "MappingStorage",
     "Members",
     "MembershipChange",
+    "Metric",
+    "MetricValue",
+    "ObjectiveUsage",
+    "OverlapReport",
     "Plan",
     "Predicate",
     "Profile",
+    "Region",
     "Rule",
     "RuleError",
     "RuleSyntaxError",
     "RuleTypeError",
+    "SampleRatioCheck",
     "Schema",
     "SchemaError",
     "SegkitError",
@@ -105,6 +129,7 @@ __all__ = [
     "SegmentRecord",
     "Snapshot",
     "Span",
+    "Split",
     "Step",
     "StepReport",
     "Storage",
@@ -114,6 +139,7 @@ __all__ = [
     "UnknownAttributeError",
     "UnknownEventError",
     "UnknownPropertyError",
+    "UsageLog",
     "UsageRecord",
     "Versioned",
     "__version__",
@@ -129,6 +155,7 @@ __all__ = [
     "is_valid",
     "iter_errors",
     "max_of",
+    "metrics",
     "min_of",
     "parse",
     "sum_of",

@@ -70,7 +70,17 @@ from segkit.storage import (
 from segkit.timeutil import ensure_aware
 
 if TYPE_CHECKING:
+    from datetime import timedelta
+
+    from segkit.analysis.attention import AttentionItem
+    from segkit.analysis.drivers import Drivers
     from segkit.analysis.funnel import Funnel, FunnelReport
+    from segkit.analysis.hygiene import HygieneIssue
+    from segkit.analysis.lookalike import Bins, Lookalike
+    from segkit.analysis.metrics import Comparison, Metric
+    from segkit.analysis.overlap import OverlapReport
+    from segkit.analysis.split import BucketCache, Split
+    from segkit.analysis.usage import UsageLog
 
 __all__ = ["Engine", "Explanation", "MembershipChange", "SegmentInfo"]
 
@@ -117,29 +127,43 @@ class MembershipChange:
 class _ChangeLog:
     """Net membership changes during one Engine call."""
 
+    __slots__ = ("after", "before")
+
     def __init__(self) -> None:
         self.before: dict[tuple[str, str], bool] = {}
         self.after: dict[tuple[str, str], bool] = {}
 
     def record(self, segment: str, key: str, was: bool, now: bool) -> None:
-        self.before.setdefault((segment, key), was)
-        self.after[(segment, key)] = now
+        pair = (segment, key)
+        self.before.setdefault(pair, was)
+        self.after[pair] = now
 
     def result(self) -> MembershipChange:
         if not self.after:
             return MembershipChange({}, {})
-        entered: dict[str, list[str]] = {}
-        exited: dict[str, list[str]] = {}
-        for (segment, key), now in self.after.items():
-            was = self.before[(segment, key)]
+        entered: list[tuple[str, str]] = []
+        exited: list[tuple[str, str]] = []
+        before = self.before
+        for pair, now in self.after.items():
+            was = before[pair]
             if now and not was:
-                entered.setdefault(segment, []).append(key)
+                entered.append(pair)
             elif was and not now:
-                exited.setdefault(segment, []).append(key)
-        return MembershipChange(
-            {s: sorted(ks) for s, ks in sorted(entered.items())},
-            {s: sorted(ks) for s, ks in sorted(exited.items())},
-        )
+                exited.append(pair)
+        return MembershipChange(_grouped(entered), _grouped(exited))
+
+
+def _grouped(pairs: list[tuple[str, str]]) -> dict[str, list[str]]:
+    """``(segment, key)`` pairs as ``{segment: [key, ...]}``, segments and keys sorted."""
+    pairs.sort()
+    out: dict[str, list[str]] = {}
+    for segment, key in pairs:
+        keys = out.get(segment)
+        if keys is None:
+            out[segment] = [key]
+        else:
+            keys.append(key)
+    return out
 
 
 @attrs.frozen
@@ -337,6 +361,9 @@ class Engine:
             name: AttributeIndex(is_list=t.is_list) for name, t in schema.attributes.items()
         }
         self._event_index = EventIndex()
+        from segkit.analysis.attention import ENGAGEMENT_WINDOW
+
+        self._engagement_window: timedelta | None = ENGAGEMENT_WINDOW
         self._segments: dict[str, _Segment] = {}
         self._graph = SegmentGraph()
         self._order: list[_Segment] | None = None
@@ -601,7 +628,7 @@ class Engine:
                 self._attach(key, pid, log)
             self._reevaluate(pid, log, now)
         elif changes:
-            self._reevaluate_changes(pid, changes, log, now)
+            self._reevaluate_changes(pid, key, changes, log, now)
 
     def _store_values(self, pid: int, values: dict[str, Any]) -> list[tuple[str, Any, Any]]:
         """Store validated values (``None`` unsets); the ``(name, old, new)`` changes."""
@@ -679,7 +706,7 @@ class Engine:
                 if self._waiting:
                     self._attach(event.key, pid, log)
             self._events.setdefault(pid, []).append(event)
-            self._event_index.add(pid, event.name)
+            self._event_index.add(pid, event.name, event.at)
             touched.setdefault(pid, set()).add(event.name)
         for pid, names in touched.items():
             if pid in created:
@@ -749,7 +776,7 @@ class Engine:
             self._attr_index[name].set(target, value)
         for event in moved_events:
             self._events.setdefault(target, []).append(event)
-            self._event_index.add(target, event.name)
+            self._event_index.add(target, event.name, event.at)
         for seg in statics:
             if target not in seg.ids:
                 seg.ids.add(target)
@@ -803,15 +830,20 @@ class Engine:
         return found
 
     def _reevaluate_changes(
-        self, pid: int, changes: list[tuple[str, Any, Any]], log: _ChangeLog, now: datetime
+        self,
+        pid: int,
+        key: str,
+        changes: list[tuple[str, Any, Any]],
+        log: _ChangeLog,
+        now: datetime,
     ) -> None:
-        """Re-evaluate for one profile only the segments whose attribute leaves flipped."""
-        key = self._ids.key_of(pid)
+        """Update one profile's memberships after its attribute ``changes``: only the
+        segments whose verdict they can alter, decided by the change index where it can
+        (conjunctions of attribute leaves, a conjunct that became false), by their rule
+        otherwise."""
         ctx = _Ctx(self._events.get(pid, ()), now, key)
-        index = self._change_index()
-        verdicts: dict[_Segment, bool] = {}
-        for name, old, new in changes:
-            index.affected(name, old, new, ctx, verdicts)
+        values = _ProfileView(self._attr_index, pid)
+        verdicts = self._change_index().update(changes, values, ctx)
         if not verdicts:
             return
         used = self._used
@@ -819,19 +851,23 @@ class Engine:
             for name in self._graph.dependents([seg.name for seg in verdicts]):
                 dependent = self._segments[name]
                 if dependent.dynamic:
-                    verdicts.setdefault(dependent, True)
-        values = _ProfileView(self._attr_index, pid)
+                    verdicts.setdefault(dependent, None)
         # dependency order matters only when some segment is used by another
         ordered = sorted(verdicts, key=lambda seg: seg.rank) if used else verdicts
         for seg in ordered:
-            was = pid in seg.ids
-            if verdicts[seg]:
+            now_in = verdicts[seg]
+            if now_in is None:
                 fn = seg.fn
                 assert fn is not None  # dynamic
                 now_in = fn(values, ctx)
-            else:
-                now_in = False
-            _set_member(seg, pid, key, was, now_in, log)
+            ids = seg.ids
+            if now_in:
+                if pid not in ids:
+                    ids.add(pid)
+                    log.record(seg.name, key, False, True)
+            elif pid in ids:
+                ids.discard(pid)
+                log.record(seg.name, key, True, False)
 
     def _reevaluate(
         self,
@@ -863,10 +899,16 @@ class Engine:
         key = self._ids.key_of(pid)
         ctx = _Ctx(self._events.get(pid, ()), now, key)
         values = _ProfileView(self._attr_index, pid)
+        decided: Mapping[_Segment, bool] = {}
+        if attributes is None and events is None:  # the conjunctions of leaves, at once
+            decided = self._change_index().verdicts(values)
         for seg in segments:
-            fn = seg.fn
-            assert fn is not None  # dynamic
-            _set_member(seg, pid, key, pid in seg.ids, fn(values, ctx), log)
+            now_in = decided.get(seg)
+            if now_in is None:
+                fn = seg.fn
+                assert fn is not None  # dynamic
+                now_in = fn(values, ctx)
+            _set_member(seg, pid, key, pid in seg.ids, now_in, log)
 
     # --- segments ---------------------------------------------------------------------------
 
@@ -1353,10 +1395,11 @@ class Engine:
         ``key_list`` is :meth:`_key_list`, when the caller saves several segments.
         """
         keys, position = self._key_list() if key_list is None else key_list
+        engagement = self._engagement(ids, now)
         if pending:
             ids = ids | Bitmap(position[key] for key in pending)
         bitmap = ids.serialize()
-        snapshot = Snapshot(record.name, now, len(ids))
+        snapshot = Snapshot(record.name, now, len(ids), engagement)
         try:
             return save_segment_state(
                 self._storage,
@@ -1632,19 +1675,549 @@ class Engine:
 
     # --- analysis: overlap and split (begin) ---
 
+    def overlap(
+        self, names: Iterable[str], *, empty: bool = False, pairwise: bool = False
+    ) -> OverlapReport:
+        """How segments ``names`` overlap: every exclusive region, totals and pairs.
+
+        ``names`` is any number of distinct segment names (an unknown one raises
+        :class:`~segkit.SegmentError`, a repeated one :class:`ValueError`). The
+        report reads the memberships as they are now. ``empty=True`` lists all
+        ``2**N - 1`` regions, the empty ones too. More than 20 segments need
+        ``pairwise=True``, which computes only the pairwise counts (no regions,
+        no bitmap built). See :class:`~segkit.OverlapReport`.
+
+        >>> import segkit as sk
+        >>> engine = sk.Engine(sk.Schema(attributes={"plan": "string", "age": "int"}))
+        >>> _ = engine.upsert_many({"a": {"plan": "pro", "age": 30}, "b": {"plan": "pro"},
+        ...                         "c": {"age": 40}})
+        >>> _ = engine.define("pro", 'plan = "pro"'), engine.define("adults", "age >= 18")
+        >>> engine.overlap(["pro", "adults"])
+        OverlapReport: 2 segments (pro: 2, adults: 2), 3 profiles in any
+          count  region
+              1  pro
+              1  adults
+              1  pro & adults
+
+        .. versionadded:: 0.1.0
+        """
+        from segkit.analysis.overlap import check_names as _check_names
+        from segkit.analysis.overlap import overlap as _overlap
+
+        chosen = _check_names(names, pairwise=pairwise)
+        segments = [(name, self._members(self._segment(name).ids)) for name in chosen]
+        return _overlap(segments, empty=empty, pairwise=pairwise)
+
+    def split(
+        self,
+        name: str,
+        groups: Mapping[str, float],
+        *,
+        salt: str,
+        by: str | None = None,
+        holdout: float | None = None,
+        save: bool | str = False,
+    ) -> Split:
+        """Split segment ``name`` into groups by a deterministic hash of each key.
+
+        ``groups`` maps each group to its weight (relative: integers or
+        percentages). A profile's bucket is ``segkit.hashing.bucket(salt, key)``
+        (0..9999) and each group owns a contiguous range of buckets, so its
+        groups never depend on insertion order and stay put when the segment
+        grows or shrinks; :meth:`Split.rule <segkit.Split.rule>` gives the same
+        selection as rule text. ``holdout`` (a percentage) is held out first, by
+        the salt ``salt + ":holdout"``; ``by`` stratifies by an attribute, so that
+        each stratum keeps the weights' proportions. ``save=True`` (or a name
+        prefix) saves each group as a static segment ``f"{prefix}_{group}"``
+        (all or nothing) and records that the split uses segment ``name``.
+        The rounding, stability and SRM rules are in :mod:`segkit.analysis.split`.
+
+        >>> import segkit as sk
+        >>> engine = sk.Engine(sk.Schema(attributes={"country": "string"}))
+        >>> _ = engine.upsert_many({f"c-{i}": {"country": "FR" if i % 3 else "DE"}
+        ...                         for i in range(300)})
+        >>> _ = engine.define_static("everyone", [f"c-{i}" for i in range(300)])
+        >>> split = engine.split("everyone", {"control": 50, "test": 50}, salt="exp-7")
+        >>> dict(split.counts), split.rule("test")
+        ({'control': 149, 'test': 151}, 'bucket("exp-7") in 5000..9999')
+        >>> by_country = engine.split("everyone", {"control": 50, "test": 50}, salt="exp-7",
+        ...                           by="country", save="exp7")
+        >>> {country: dict(counts) for country, counts in by_country.strata.items()}
+        {'DE': {'control': 50, 'test': 50}, 'FR': {'control': 100, 'test': 100}}
+        >>> by_country.saved, len(engine.members("exp7_test"))
+        (('exp7_control', 'exp7_test'), 150)
+
+        .. versionadded:: 0.1.0
+        """
+        from segkit.analysis.split import split_segment as _split
+
+        return _split(self, name, groups, salt=salt, by=by, holdout=holdout, save=save)
+
+    def _split_buckets(self) -> BucketCache:
+        """The cache of split buckets per salt (made on first use)."""
+        cache: BucketCache | None = self.__dict__.get("_split_bucket_cache")
+        if cache is None:
+            from segkit.analysis.split import BucketCache as _BucketCache
+
+            cache = self._split_bucket_cache = _BucketCache()
+        return cache
+
     # --- analysis: overlap and split (end) ---
 
     # --- analysis: metrics and drivers (begin) ---
+
+    def compare(
+        self,
+        names: Sequence[str],
+        metrics: Sequence[Metric],
+        *,
+        now: datetime | None = None,
+        confidence: float = 0.95,
+    ) -> Comparison:
+        """Segment KPIs side by side: each metric over each segment, with confidence intervals.
+
+        ``names`` are distinct defined segments (one row each, in that order);
+        ``metrics`` come from :mod:`segkit.analysis.metrics` (``sk.metrics``):
+        ``count()``, ``mean``/``median``/``sum(attr)``, ``rate``/``churn(bool attribute
+        or rule)``, ``conversion(rule)``, ``nps(attr)``, ``csat(attr, satisfied=...)``.
+        Each value is a :class:`~segkit.analysis.metrics.MetricValue` ``(value, low,
+        high, n)``: ``n`` members had a value (missing values are skipped; ``value`` is
+        ``None`` when ``n == 0``) and ``[low, high]`` is the ``confidence`` interval.
+        Members are the stored memberships; with ``now``, time-relative segments are
+        evaluated at ``now`` (nothing is stored), and rule-based rates always are
+        (default: the engine's clock). Everything is checked before anything is
+        measured; nothing changes.
+
+        >>> import segkit as sk
+        >>> from segkit.analysis import metrics
+        >>> engine = sk.Engine(sk.Schema(attributes={"plan": "string", "ltv": "float"}))
+        >>> _ = engine.upsert_many({"a": {"plan": "pro", "ltv": 120.0}, "b": {"plan": "pro", "ltv": 80.0},
+        ...                         "c": {"plan": "free", "ltv": 10.0}, "d": {"plan": "free"}})
+        >>> _ = engine.define("pro", 'plan = "pro"'), engine.define("free", 'plan = "free"')
+        >>> engine.compare(["pro", "free"], [metrics.mean("ltv")])
+        Comparison of 2 segments (95% confidence)
+          segment  members  mean(ltv)
+          pro            2  100 [-154.1, 354.1] n=2
+          free           2  10 n=1
+
+        .. versionadded:: 0.1.0
+        """
+        from segkit.analysis.metrics import compare as _compare
+
+        return _compare(self, names, metrics, now=now, confidence=confidence)
+
+    def drivers(
+        self,
+        segment: str,
+        metric: Metric,
+        *,
+        attributes: Iterable[str] | None = None,
+        min_count: int = 30,
+        bins: int = 4,
+        now: datetime | None = None,
+        confidence: float = 0.95,
+    ) -> Drivers:
+        """Which attribute values inside ``segment`` separate ``metric`` most.
+
+        Each value of each attribute (``attributes``, default: all but the metric's
+        own; numbers and dates in ``bins`` quantile bins) makes a group; the metric
+        in the group is compared with the rest of the segment, with the difference,
+        a standardized effect (Cohen's d for means and NPS, Cohen's h for rates) and a
+        p-value. Groups (or rests) with fewer than ``min_count`` members with a value
+        are left out; rows are ranked by ``|effect|``. See
+        :class:`~segkit.analysis.drivers.Drivers`.
+
+        >>> import segkit as sk
+        >>> from segkit.analysis import metrics
+        >>> engine = sk.Engine(sk.Schema(attributes={"role": "string", "nps": "int"}))
+        >>> _ = engine.upsert_many({f"c{i}": {"role": ["dev", "ops", "pm"][i % 3],
+        ...                                   "nps": [10, 9, 2][i % 3]} for i in range(30)})
+        >>> _ = engine.define("users", "nps is known")
+        >>> [row.group for row in engine.drivers("users", metrics.nps("nps"), min_count=5)]
+        ['role = "pm"', 'role = "dev"', 'role = "ops"']
+
+        .. versionadded:: 0.1.0
+        """
+        from segkit.analysis.drivers import drivers as _drivers
+
+        return _drivers(
+            self,
+            segment,
+            metric,
+            attributes=attributes,
+            min_count=min_count,
+            bins=bins,
+            now=now,
+            confidence=confidence,
+        )
 
     # --- analysis: metrics and drivers (end) ---
 
     # --- analysis: usage, attention and hygiene (begin) ---
 
+    @property
+    def usage(self) -> UsageLog:
+        """Where this engine's segments are used: record, remove, query.
+
+        See :class:`~segkit.analysis.usage.UsageLog`. Records live in the
+        storage; rule references (``in segment "x"``) count as uses of ``x`` under
+        the objective ``"segmentation"``.
+
+        >>> import segkit as sk
+        >>> engine = sk.Engine(sk.Schema(attributes={}))
+        >>> _ = engine.define_static("vip", [])
+        >>> _ = engine.define_static("old", [])
+        >>> _ = engine.usage.record("vip", tool="workflow", objective="automation", ref="wf-12")
+        >>> [u.ref for u in engine.usage.where_used("vip")], engine.usage.unused()
+        (['wf-12'], ['old'])
+
+        .. versionadded:: 0.1.0
+        """
+        from segkit.analysis.usage import UsageLog as _UsageLog
+
+        return _UsageLog(self)
+
+    @property
+    def engagement_window(self) -> timedelta | None:
+        """How far back a tracked event makes a member *engaged* (default: 7 days).
+
+        Every size snapshot stores, as its ``engagement``, the number of members
+        with an event at ``t`` where ``at - window < t <= at``. Set a
+        ``timedelta`` or fixed-length duration text (``"14d"``), or ``None`` to
+        store no engagement. Snapshots already stored keep their figure.
+
+        >>> import segkit as sk
+        >>> engine = sk.Engine(sk.Schema(events={"visit": {}}))
+        >>> engine.engagement_window
+        datetime.timedelta(days=7)
+        >>> engine.engagement_window = "14d"
+        >>> engine.engagement_window
+        datetime.timedelta(days=14)
+
+        .. versionadded:: 0.1.0
+        """
+        return self._engagement_window
+
+    @engagement_window.setter
+    def engagement_window(self, value: timedelta | str | None) -> None:
+        from segkit.analysis.attention import coerce_engagement_window
+
+        self._engagement_window = coerce_engagement_window(value)
+
+    def _engagement(self, ids: Bitmap, now: datetime) -> float | None:
+        """The engagement figure of a snapshot of ``ids`` taken at ``now`` (UTC)."""
+        from segkit.analysis.attention import count_engaged
+
+        return count_engaged(self, ids, now)
+
+    def attention(
+        self,
+        now: datetime | None = None,
+        *,
+        days: int = 7,
+        within_days: int = 2,
+        change_pct: float | None = 50.0,
+        min_change: float = 10,
+        z_threshold: float | None = 3.5,
+        min_history: int = 7,
+        history_days: int = 90,
+        flagged_only: bool = True,
+    ) -> list[AttentionItem]:
+        """The segments whose size or engagement changed irregularly, most irregular first.
+
+        Reads each segment's stored snapshots up to ``now`` (default: the
+        engine's clock), keeping the last one of each UTC day, and gives a reason
+        for each of these, for the size and for the engagement:
+
+        * it **fell to zero** within the last ``days`` days (default 7);
+        * it **doubled** or **halved** within ``within_days`` days (default 2);
+        * it changed by at least ``change_pct`` percent (default 50; ``None``
+          turns it off) over the last ``days`` days, or rose from zero;
+        * the **robust z-score** (:func:`~segkit.analysis.attention.robust_z`) of
+          the latest day-over-day change against the segment's own day-over-day
+          changes of the ``history_days`` days before (default 90) is at least
+          ``z_threshold`` in absolute value (default 3.5; ``None`` turns it off),
+          given at least ``min_history`` earlier changes (default 7).
+
+        No reason is given for a change of fewer than ``min_change`` members
+        (default 10). Only segments with a reason are listed unless
+        ``flagged_only=False``. Order: more reasons first, then the larger
+        7-day change in percent (a rise from zero counts as infinite), then the
+        larger absolute change, then the name.
+
+        >>> import segkit as sk
+        >>> from datetime import datetime, timedelta, timezone
+        >>> t0 = datetime(2024, 6, 1, tzinfo=timezone.utc)
+        >>> clock = [t0]
+        >>> engine = sk.Engine(sk.Schema(attributes={}), clock=lambda: clock[0])
+        >>> _ = engine.upsert_many({f"c-{i}": {} for i in range(60)})
+        >>> _ = engine.define_static("import", [f"c-{i}" for i in range(20)])
+        >>> clock[0] = t0 + timedelta(days=1)
+        >>> _ = engine.add_members("import", [f"c-{i}" for i in range(60)])
+        >>> [item.reasons for item in engine.attention()]
+        [('size doubled within 2 days', 'size +200% in 7 days')]
+        >>> engine.attention(min_change=50)
+        []
+
+        .. versionadded:: 0.1.0
+        """
+        from segkit.analysis.attention import attention as _attention
+
+        return _attention(
+            self,
+            now,
+            days=days,
+            within_days=within_days,
+            change_pct=change_pct,
+            min_change=min_change,
+            z_threshold=z_threshold,
+            min_history=min_history,
+            history_days=history_days,
+            flagged_only=flagged_only,
+        )
+
+    def hygiene(
+        self,
+        *,
+        now: datetime | None = None,
+        tiny: int = 100,
+        duplicate_jaccard: float | None = 0.95,
+        stale_days: float | None = 30,
+        kinds: Iterable[str] | None = None,
+    ) -> list[HygieneIssue]:
+        """Segments that are empty, tiny, near-duplicates, unused or stale.
+
+        * ``"empty"``: no members;
+        * ``"tiny"``: fewer than ``tiny`` members (default 100; 0 turns it off);
+        * ``"duplicate"``: a Jaccard index of at least ``duplicate_jaccard``
+          (default 0.95; ``None`` turns it off) with another non-empty segment,
+          one issue per pair, computed from intersection cardinalities;
+        * ``"unused"``: no usage record and no rule refers to it (see :attr:`usage`);
+        * ``"stale"``: not saved for at least ``stale_days`` days before ``now``
+          (default 30; ``None`` turns it off): the later of the definition's
+          ``updated_at`` and the last snapshot.
+
+        ``kinds`` limits the checks (default: all five). Issues are ordered by
+        kind as listed above, then by segment name.
+
+        >>> import segkit as sk
+        >>> engine = sk.Engine(sk.Schema(attributes={"age": "int"}))
+        >>> _ = engine.upsert_many({f"c-{i}": {"age": i} for i in range(50)})
+        >>> _ = engine.define("kids", "age < 18")
+        >>> _ = engine.define("minors", "age <= 17")
+        >>> engine.hygiene(tiny=10, kinds=["tiny", "duplicate"])
+        [HygieneIssue('duplicate', 'kids', size=18, detail="Jaccard 1.000 with 'minors' (18 members in common)")]
+
+        .. versionadded:: 0.1.0
+        """
+        from segkit.analysis.hygiene import hygiene as _hygiene
+
+        return _hygiene(
+            self,
+            now=now,
+            tiny=tiny,
+            duplicate_jaccard=duplicate_jaccard,
+            stale_days=stale_days,
+            kinds=kinds,
+        )
+
     # --- analysis: usage, attention and hygiene (end) ---
 
     # --- analysis: lookalike (begin) ---
 
+    def lookalike(
+        self,
+        seed: str,
+        *,
+        size: int,
+        attributes: Iterable[str] | None = None,
+        name: str | None = None,
+        save: bool = True,
+        smoothing: float = 1.0,
+        bins: Bins = 5,
+        max_values: int = 1024,
+        updated_by: str | None = None,
+    ) -> Lookalike:
+        """The ``size`` profiles outside segment ``seed`` that resemble its members most.
+
+        Each attribute value (numbers and dates: each of ``bins`` quantile bins) gets
+        a smoothed log-odds weight, how much more common it is in the seed than
+        outside; a profile's score is the sum of its values' weights (the mean of
+        its elements' for a list attribute). ``attributes`` defaults to every
+        attribute of the schema except those the seed's rule reads and those with
+        more than ``max_values`` distinct strings or list elements.
+        ``smoothing`` is the pseudo-count ``a`` of the formula; ``bins`` a bin count,
+        or ``{attribute: count or edges}``. Equal scores go by external key.
+
+        With ``save=True`` (the default) the chosen profiles become static segment
+        ``name`` (default ``f"{seed}_lookalike"``, saved with ``updated_by``), and
+        the use of ``seed`` is recorded under objective ``"segmentation"``. Every
+        check happens before anything is written. The formula, the bins and the
+        errors are described in :mod:`segkit.analysis.lookalike` and
+        ``docs/analysis.md``.
+
+        >>> import segkit as sk
+        >>> engine = sk.Engine(sk.Schema(attributes={"country": "string", "plan": "string"}))
+        >>> _ = engine.upsert_many({"c-1": {"country": "FR", "plan": "pro"},
+        ...                         "p-1": {"country": "FR", "plan": "free"},
+        ...                         "p-2": {"country": "DE", "plan": "free"}})
+        >>> _ = engine.define("pro", 'plan = "pro"')
+        >>> found = engine.lookalike("pro", size=1)
+        >>> found.attributes, list(found.scores), found.segment
+        (('country',), ['p-1'], 'pro_lookalike')
+        >>> [u.value.ref for u in engine.storage.list_usage("pro")]
+        ['lookalike:pro_lookalike']
+
+        .. versionadded:: 0.1.0
+        """
+        from segkit.analysis.lookalike import lookalike as _lookalike
+
+        return _lookalike(
+            self,
+            seed,
+            size=size,
+            attributes=attributes,
+            name=name,
+            save=save,
+            smoothing=smoothing,
+            bins=bins,
+            max_values=max_values,
+            updated_by=updated_by,
+        )
+
     # --- analysis: lookalike (end) ---
+
+    # --- data frames ------------------------------------------------------------------------
+
+    def upsert_frame(
+        self, frame: Any, *, key: str = "key", nulls: str = "skip"
+    ) -> MembershipChange:
+        """Create or update one profile per row of a pandas, polars or pyarrow table.
+
+        Column ``key`` holds the external keys (strings; integer keys are turned into
+        their decimal text); every other column is an attribute. A missing cell
+        (``None``, ``NaN``, ``NaT``, null) leaves the attribute as it is with
+        ``nulls="skip"`` (the default) or unsets it with ``nulls="unset"``. A
+        midnight datetime in a ``date`` column (pandas has no date type) is taken
+        as that date. Validation and the all-or-nothing rule are those of
+        :meth:`upsert_many`: a bad cell raises :class:`~segkit.SchemaError` naming
+        the row's key and the column, and nothing changes.
+
+        >>> import pandas as pd
+        >>> import segkit as sk
+        >>> engine = sk.Engine(sk.Schema(attributes={"plan": "string", "ltv": "float"}))
+        >>> _ = engine.define("pro", 'plan = "pro"')
+        >>> frame = pd.DataFrame({"id": ["a", "b"], "plan": ["pro", None], "ltv": [10.0, 2.5]})
+        >>> engine.upsert_frame(frame, key="id")
+        MembershipChange(entered={'pro': ['a']}, exited={})
+        >>> engine.get("b")
+        {'ltv': 2.5}
+        """
+        from segkit.interop import frame_columns, frame_rows
+
+        if nulls not in ("skip", "unset"):
+            raise ValueError(f"nulls must be 'skip' or 'unset', got {nulls!r}")
+        columns = frame_columns(frame)
+        if key not in columns:
+            raise SchemaError(_missing_column("key", key, columns))
+        dates = {
+            name for name, t in self.schema.attributes.items() if t == "date" and name in columns
+        }
+        records: list[tuple[str, dict[str, Any]]] = []
+        for number, row in enumerate(frame_rows(frame)):
+            row_key = _frame_key(row.pop(key), number, key)
+            values: dict[str, Any] = {}
+            for name, value in row.items():
+                if value is None:
+                    if nulls == "unset":
+                        values[name] = None
+                    continue
+                if name in dates and _naive_midnight(value):
+                    value = value.date()
+                values[name] = value
+            records.append((row_key, values))
+        return self.upsert_many(records)
+
+    def track_frame(
+        self, frame: Any, *, key: str = "key", event: str = "event", at: str = "at"
+    ) -> MembershipChange:
+        """Record one event per row of a pandas, polars or pyarrow table.
+
+        ``key`` and ``at`` name the columns of the external key and the event time;
+        ``event`` names the column of event names, or, when the frame has no such
+        column, is itself the name of every row's event. The other columns are
+        event properties: a row's non-missing cells are the properties of its
+        event. Validation and the all-or-nothing rule are those of
+        :meth:`track_many`.
+
+        >>> import pandas as pd
+        >>> import segkit as sk
+        >>> engine = sk.Engine(sk.Schema(events={"purchase": {"amount": "float"}}, timezone="UTC"))
+        >>> _ = engine.define("buyers", "did purchase")
+        >>> frame = pd.DataFrame({"key": ["a", "a"], "at": pd.to_datetime(["2024-06-01", "2024-06-02"]),
+        ...                       "amount": [10.0, None]})
+        >>> engine.track_frame(frame, event="purchase")
+        MembershipChange(entered={'buyers': ['a']}, exited={})
+        >>> [e.properties for e in engine.events("a")]
+        [{'amount': 10.0}, {}]
+        """
+        from segkit.interop import frame_columns, frame_rows
+
+        columns = frame_columns(frame)
+        for role, name in (("key", key), ("at", at)):
+            if name not in columns:
+                raise SchemaError(_missing_column(role, name, columns))
+        per_row = event in columns
+        if not per_row and event not in self.schema.events:
+            raise SchemaError(
+                f"event={event!r} is neither a column ({', '.join(map(repr, columns))}) "
+                "nor an event of the schema"
+            )
+        events: list[Event] = []
+        for number, row in enumerate(frame_rows(frame)):
+            row_key = _frame_key(row.pop(key), number, key)
+            name = row.pop(event) if per_row else event
+            moment = row.pop(at)
+            if not isinstance(name, str):
+                raise SchemaError(
+                    f"row {number} (key {row_key!r}): column {event!r} must hold event names,"
+                    f" got {name!r}"
+                )
+            if not isinstance(moment, datetime):
+                raise SchemaError(
+                    f"row {number} (key {row_key!r}): column {at!r} must hold datetimes,"
+                    f" got {moment!r}"
+                )
+            properties = {k: v for k, v in row.items() if v is not None}
+            events.append(Event(row_key, name, moment, properties))
+        return self.track_many(events)
+
+
+def _missing_column(role: str, name: str, columns: list[str]) -> str:
+    """The message for a frame without the column an argument names."""
+    from segkit._suggest import suggest
+
+    hint = suggest(name, columns)
+    extra = f" (did you mean {hint!r}?)" if hint else ""
+    return f"the frame has no {role} column {name!r}{extra}; its columns: {', '.join(columns)}"
+
+
+def _naive_midnight(value: Any) -> bool:
+    """Whether ``value`` is a naive datetime at midnight (how pandas holds a date)."""
+    return (
+        isinstance(value, datetime)
+        and value.tzinfo is None
+        and not (value.hour or value.minute or value.second or value.microsecond)
+    )
+
+
+def _frame_key(value: Any, number: int, column: str) -> str:
+    """The external key in row ``number`` of a frame (integers become their decimal text)."""
+    if isinstance(value, str) and value:
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    raise SchemaError(f"row {number}: column {column!r} must hold non-empty keys, got {value!r}")
 
 
 def _set_member(

@@ -426,6 +426,15 @@ _COERCERS: Final[dict[FieldType, Callable[[object, tzinfo | None], Any]]] = {
     FieldType.LIST_STRING: _to_list(FieldType.STRING),
     FieldType.LIST_INT: _to_list(FieldType.INT),
 }
+#: A value of exactly this Python type is stored as it is (a float if it is finite):
+#: the fast path of ``Schema.validate_profile`` skips the coercer.
+_AS_IS: Final[dict[FieldType, type]] = {
+    FieldType.STRING: str,
+    FieldType.INT: int,
+    FieldType.FLOAT: float,
+    FieldType.BOOL: bool,
+    FieldType.DATE: date,
+}
 
 
 def _coerce_field(
@@ -789,7 +798,7 @@ class Schema:
             raise SchemaError(
                 f"a profile key must be a non-empty string, got {_describe(key)}", value=key
             )
-        if not isinstance(attributes, Mapping):
+        if type(attributes) is not dict and not isinstance(attributes, Mapping):
             raise SchemaError(
                 f"profile {_show(key)}: attributes must be a mapping, got {_describe(attributes)}",
                 key=key,
@@ -811,6 +820,10 @@ class Schema:
                 )
             if value is None:
                 out[name] = None
+                continue
+            kind = type(value)
+            if kind is _AS_IS.get(field_type) and (kind is not float or math.isfinite(value)):
+                out[name] = value  # already what is stored: nothing to coerce
                 continue
             try:  # the fast path; _coerce_field builds the error message on failure
                 out[name] = _COERCERS[field_type](value, tz)
@@ -906,11 +919,14 @@ class Schema:
         events: Iterable[Event] = (),
         *,
         timezone: str | tzinfo | None = None,
+        key: str | None = None,
     ) -> Schema:
         """Infer a schema from sample records and events.
 
         ``records`` holds mappings, ``(key, mapping)`` pairs or
-        :class:`~segkit.records.Profile` objects. Per field, ``None`` is ignored;
+        :class:`~segkit.records.Profile` objects, or is a pandas, polars or pyarrow
+        table (one record per row; the column named ``key``, if given, is the
+        profiles' key and not an attribute). Per field, ``None`` is ignored;
         then bools give ``bool``, ints ``int``, ints and floats ``float``, date
         objects or ``"YYYY-MM-DD"`` strings ``date``, datetime objects or ISO
         date-time strings ``datetime``, other strings ``string``, lists of strings
@@ -925,7 +941,18 @@ class Schema:
         ...
         segkit.errors.SchemaError: cannot infer the type of attribute 'score':
         it holds 1 (int) and 'high' (str)
+        >>> import polars as pl
+        >>> Schema.infer(pl.DataFrame({"id": ["a"], "plan": ["pro"]}), key="id")
+        Schema(attributes={'plan': 'string'}, events={})
         """
+        from segkit.interop import frame_rows, is_frame
+
+        if is_frame(records):
+            rows = frame_rows(records)
+            if key is not None:
+                for row in rows:
+                    row.pop(key, None)
+            records = rows
         attributes = _Inferrer("attribute")
         for record in records:
             for name, value in _record_attributes(record).items():

@@ -244,6 +244,9 @@ class AttributeIndex:
         if old is not None:
             if old == value and type(old) is type(value):
                 return
+            if value is not None and not self.is_list:
+                self._replace(pid, old, value)
+                return
             self._drop(pid, old)
         if value is None:
             return
@@ -275,6 +278,27 @@ class AttributeIndex:
         old = self.get(pid)
         if old is not None:
             self._drop(pid, old)
+
+    def _replace(self, pid: int, old: Any, value: Any) -> None:
+        """A scalar value changes from ``old`` to ``value`` (both known): ``known`` stays."""
+        self._values[pid] = value
+        if self._column is not None:
+            self._dirty.add(pid)
+        by_value = self._by_value
+        if by_value is None:
+            return
+        bm = by_value.get(old)
+        if bm is not None:
+            bm.discard(pid)
+            if not bm:
+                del by_value[old]
+        bm = by_value.get(value)
+        if bm is None:
+            if len(by_value) >= self._low_cardinality:
+                self._by_value = None
+                return
+            by_value[value] = bm = BitMap()
+        bm.add(pid)
 
     def _drop(self, pid: int, old: Any) -> None:
         self._values[pid] = None

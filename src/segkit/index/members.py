@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pyroaring import BitMap, FrozenBitMap
 
@@ -85,6 +85,38 @@ class Members:
 
     def __hash__(self) -> int:
         return hash(self.ids)
+
+    def to_frame(self, library: str = "pandas") -> Any:
+        """The members as a one-column table (``key``, in id order).
+
+        ``library`` is ``"pandas"`` (default), ``"polars"`` or ``"pyarrow"``; it is
+        imported here, and a clear error names the extra to install when missing.
+
+        >>> import segkit as sk
+        >>> engine = sk.Engine(sk.Schema(attributes={"age": "int"}))
+        >>> _ = engine.upsert_many({"a": {"age": 30}, "b": {"age": 12}})
+        >>> engine.query("age > 18").to_frame()
+          key
+        0   a
+        >>> engine.query("age > 0").to_frame("polars")["key"].to_list()
+        ['a', 'b']
+        """
+        from segkit.interop import make_frame
+
+        return make_frame({"key": self.keys()}, library)
+
+    def _repr_html_(self) -> str:
+        """The notebook view: the size and the first keys."""
+        import html
+
+        shown = "".join(
+            f"<li><code>{html.escape(k)}</code></li>" for k in itertools.islice(self, 10)
+        )
+        more = f"<li>… {len(self) - 10:,} more</li>" if len(self) > 10 else ""
+        return (
+            f"<div><strong>Members</strong> ({len(self):,} profile"
+            f"{'' if len(self) == 1 else 's'})<ul>{shown}{more}</ul></div>"
+        )
 
     def __repr__(self) -> str:
         shown = ", ".join(repr(k) for k in itertools.islice(self, 5))
