@@ -125,3 +125,22 @@ def test_module_entry_point_runs() -> None:
     )
     assert "demo" in out.stdout
     assert "check" in out.stdout
+
+
+def test_demo_shows_the_analyses(capsys: pytest.CaptureFixture[str]) -> None:
+    """The demo's overlap, split, KPI and journey sections are the engine's own reports."""
+    assert main(["demo", "--profiles", "150", "--seed", "5"]) == 0
+    out = capsys.readouterr().out
+    data = sk.datasets.generate(150, seed=5)
+    engine = sk.Engine(data.schema, clock=lambda: data.now)
+    engine.upsert_many(data.iter_records())
+    engine.track_many(data.events)
+    engine.define("a", 'plan in ["pro", "enterprise"] and ltv > 500')
+    engine.define("b", "sum(purchase.amount in last 90d) > 200")
+    engine.define("c", "did add_to_cart then purchase within 1d")
+    overlap = engine.overlap(["a", "b", "c"])
+    assert f"{overlap.union} profiles in any\n" in out
+    split = engine.split("c", {"control": 50, "test": 50}, salt="demo-exp")
+    assert f"  control      50  0..4999    {split.counts['control']:>6}" in out
+    assert "\nKPIs compared across segments (engine.compare):\nComparison of 3 segments" in out
+    assert "\nJourney for 'pricing_lurkers' (engine.funnel, 30-day window):\n" in out

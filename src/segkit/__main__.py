@@ -10,11 +10,12 @@ import json
 import os
 import sys
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from datetime import timedelta
 from typing import TextIO
 
 import segkit as sk
-from segkit.datasets import generate
+from segkit.datasets import Dataset, generate
 
 __all__ = ["DEMO_RULES", "main", "run_check", "run_demo"]
 
@@ -58,6 +59,7 @@ def run_demo(out: TextIO | None = None, *, n_profiles: int = 300, seed: int = 7)
         share = len(keys) / n if n else 0.0
         w(f"{label:<32} {len(keys):>7} {share:>6.1%}  {', '.join(keys[:3])}\n")
         w(f"  rule: {pred.rule}\n")
+    _analyse(w, data)
     w("\nThe same rule from the Python builder:\n")
     built = sk.did("cart_abandoned").times(">=", 2).in_last("30d")
     w(f"  sk.did('cart_abandoned').times('>=', 2).in_last('30d')  ->  {built}\n")
@@ -69,6 +71,36 @@ def run_demo(out: TextIO | None = None, *, n_profiles: int = 300, seed: int = 7)
         except sk.RuleError as error:
             w(f"{type(error).__name__}: {error}\n\n")
     return 0
+
+
+def _analyse(w: Callable[[str], object], data: Dataset) -> None:
+    """The analysis part of the demo: an Engine over the same data, then its reports."""
+    engine = sk.Engine(data.schema, clock=lambda: data.now)
+    engine.upsert_many(data.iter_records())
+    engine.track_many(data.events)
+    names = {}
+    for text, label in DEMO_RULES:
+        name = label.replace(" ", "_").replace("-", "_")
+        engine.define(name, text)
+        names[label] = name
+    trio = [
+        names["high-value paying plans"],
+        names["spent over 200 in 90 days"],
+        names["bought within a day of carting"],
+    ]
+    w("\nHow three segments overlap (engine.overlap):\n")
+    w(engine.overlap(trio).table() + "\n")
+    w("\nA 50/50 split of the carting buyers (engine.split), with its balance check:\n")
+    w(engine.split(trio[2], {"control": 50, "test": 50}, salt="demo-exp").table() + "\n")
+    w("\nKPIs compared across segments (engine.compare):\n")
+    kpis = [sk.metrics.count(), sk.metrics.mean("ltv"), sk.metrics.rate("is_customer")]
+    w(engine.compare(trio, kpis).table() + "\n")
+    steps = ["page_view", "add_to_cart", "checkout_started", "purchase"]
+    journey = sk.Funnel(steps, window=timedelta(days=30))
+    reports = engine.funnel(journey, [names["pricing lurkers"]])
+    for segment, report in reports.items():
+        w(f"\nJourney for {segment!r} (engine.funnel, 30-day window):\n")
+        w(report.table() + "\n")
 
 
 def run_check(text: str, schema_path: str | None, out: TextIO | None = None) -> int:
