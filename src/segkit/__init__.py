@@ -35,6 +35,7 @@ from segkit.analysis.split import SampleRatioCheck, Split
 from segkit.analysis.usage import ObjectiveUsage, UsageLog
 from segkit.compile.plan import Plan, compile_plan
 from segkit.compile.predicate import Predicate, compile_predicate
+from segkit.compile.sql import SqlQuery, to_sql, to_sql_ddl
 from segkit.dsl.builder import (
     attr,
     avg_of,
@@ -130,6 +131,7 @@ __all__ = [
     "Snapshot",
     "Span",
     "Split",
+    "SqlQuery",
     "Step",
     "StepReport",
     "Storage",
@@ -159,4 +161,6 @@ __all__ = [
     "min_of",
     "parse",
     "sum_of",
+    "to_sql",
+    "to_sql_ddl",
 ]
