@@ -16,7 +16,7 @@ import time
 from importlib.metadata import version
 from typing import Any
 
-from benches import data, workloads
+from benches import data, funnel, incremental, memory, overlap, split, workloads
 
 
 def environment() -> dict[str, Any]:
@@ -39,7 +39,7 @@ def environment() -> dict[str, Any]:
     }
 
 
-def run(size: str, runs: int, updates: int) -> dict[str, Any]:
+def run(size: str, runs: int, updates: int, *, measure_memory: bool = False) -> dict[str, Any]:
     n = data.SIZES[size]
     started = time.perf_counter()
     pop = data.population(n)
@@ -61,8 +61,12 @@ def run(size: str, runs: int, updates: int) -> dict[str, Any]:
         "pandas": built[-1].handle,
     }
     rows = workloads.filter_workload(tools, runs)
-    rows += workloads.incremental_workload(engine, updates)
-    return {
+    tools = data.with_profile_columns(tools, pop)  # + key, tags_mask: split, incremental
+    rows += overlap.overlap_workload(tools, runs)
+    rows += split.split_workload(tools, runs)
+    rows += funnel.funnel_workload(size, runs)  # its own event log; see benches/funnel.py
+    rows += workloads.incremental_workload(engine, updates, incremental.baselines_for(tools))
+    report: dict[str, Any] = {
         "size": size,
         "profiles": n,
         "runs": runs,
@@ -73,10 +77,38 @@ def run(size: str, runs: int, updates: int) -> dict[str, Any]:
             for b in built
         ],
         "results": [
-            {"workload": r.workload, "tool": r.tool, "ms": round(r.ms, 4), "detail": r.detail}
+            {
+                "workload": r.workload,
+                "tool": r.tool,
+                "ms": round(r.ms, 4),
+                "detail": r.detail,
+                "versus": r.versus,
+            }
             for r in rows
         ],
     }
+    if measure_memory:  # one child process per (workload, tool); free this one's tools first
+        del tools, engine, frame
+        built.clear()
+        report["memory"] = memory.measure(pop, runs=min(runs, 3), updates=updates)
+    return report
+
+
+def ratio(row: dict[str, Any], results: list[dict[str, Any]]) -> str:
+    """segkit's time over this row's time, against the row's ``versus`` segkit row."""
+    versus = row.get("versus") or (
+        "segkit (Engine.query)"
+        if row["workload"] == "filter" and not row["tool"].startswith("segkit")
+        else ""
+    )
+    ours = next(
+        (x["ms"] for x in results if x["workload"] == row["workload"] and x["tool"] == versus),
+        None,
+    )
+    if not (ours and row["ms"]):
+        return ""
+    value = ours / row["ms"]
+    return f"{value:.2f}" if value >= 0.1 else f"{value:.2g}"
 
 
 def render(report: dict[str, Any]) -> str:
@@ -94,13 +126,12 @@ def render(report: dict[str, Any]) -> str:
     out += ["", f"{'workload':<12} {'tool':<34} {'ms':>10} {'segkit/peer':>12}  detail"]
     results = report["results"]
     for r in results:
-        ratio = ""
-        if r["workload"] == "filter" and not r["tool"].startswith("segkit"):
-            ours = next(x["ms"] for x in results if x["tool"] == "segkit (Engine.query)")
-            ratio = f"{ours / r['ms']:.2f}"
         out.append(
-            f"{r['workload']:<12} {r['tool']:<34} {r['ms']:>10.3f} {ratio:>12}  {r['detail']}"
+            f"{r['workload']:<12} {r['tool']:<34} {r['ms']:>10.3f}"
+            f" {ratio(r, results):>12}  {r['detail']}"
         )
+    if report.get("memory"):
+        out += ["", *memory.render_lines(report["memory"])]
     return "\n".join(out)
 
 
@@ -109,7 +140,6 @@ def render_markdown(report: dict[str, Any]) -> str:
     env = report["environment"]
     libs = ", ".join(f"{k} {v}" for k, v in env["libraries"].items() if v)
     results = report["results"]
-    ours = next((x["ms"] for x in results if x["tool"] == "segkit (Engine.query)"), None)
     out = [
         f"`{report['command']}` — {report['profiles']:,} profiles; median of {report['runs']}"
         f" runs after a warm-up; python {env['python']}; {env['machine']}; {libs}.",
@@ -120,10 +150,12 @@ def render_markdown(report: dict[str, Any]) -> str:
     out += [f"| {b['tool']} | {b['seconds']:.2f} | {b['rss_mib']:.0f} |" for b in report["build"]]
     out += ["", "| workload | tool | ms | segkit / peer | detail |", "|---|---|---:|---:|---|"]
     for r in results:
-        ratio = ""
-        if r["workload"] == "filter" and not r["tool"].startswith("segkit") and ours:
-            ratio = f"{ours / r['ms']:.2f}"
-        out.append(f"| {r['workload']} | {r['tool']} | {r['ms']:.3f} | {ratio} | {r['detail']} |")
+        out.append(
+            f"| {r['workload']} | {r['tool']} | {r['ms']:.3f} | {ratio(r, results)}"
+            f" | {r['detail']} |"
+        )
+    if report.get("memory"):
+        out += ["", *memory.render_markdown(report["memory"])]
     return "\n".join(out)
 
 
@@ -136,9 +168,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--markdown", action="store_true", help="print Markdown tables (for docs/performance.md)"
     )
+    parser.add_argument(
+        "--memory",
+        action="store_true",
+        help="also measure each tool's peak memory per workload, one process each (slow)",
+    )
     args = parser.parse_args(argv)
-    report = run(args.size, args.runs, args.updates)
+    report = run(args.size, args.runs, args.updates, measure_memory=args.memory)
     command = f"python -m benches --size {args.size} --runs {args.runs} --updates {args.updates}"
+    command += " --memory" if args.memory else ""
     report["command"] = command
     if args.json:
         print(json.dumps(report, indent=2))

@@ -34,6 +34,7 @@ class Row:
     tool: str
     ms: float  # median milliseconds per run (or per batch)
     detail: str = ""
+    versus: str = ""  # the segkit row (same workload) this one's ratio is taken against
 
 
 def median_ms(fn: Callable[[], Any], runs: int) -> float:
@@ -191,12 +192,22 @@ def drift_updates(
     return out
 
 
-def incremental_workload(engine: sk.Engine, updates: int) -> list[Row]:
-    """Upserts per second with 100 dynamic segments; then a full rebuild must agree."""
+def incremental_workload(
+    engine: sk.Engine,
+    updates: int,
+    baselines: Callable[[sk.Engine, list[Any], list[Any]], list[Row]] | None = None,
+) -> list[Row]:
+    """Upserts per second with 100 dynamic segments; then a full rebuild must agree.
+
+    ``baselines(engine, applied, timed)``, if given, times the peers on the updates
+    of the last (``upsert_many``) phase, starting from the state after ``applied``
+    (see ``benches/incremental.py``).
+    """
     for i, text in enumerate(hundred_rules()):
         engine.define(f"bench_{i}", text)
     n = len(engine)
     rows = []
+    applied: list[Any] = []
     for label, batch in (
         ("redraw", redraw_updates(n, updates)),
         ("drift", drift_updates(engine, n, updates)),
@@ -205,6 +216,7 @@ def incremental_workload(engine: sk.Engine, updates: int) -> list[Row]:
         for key, values in batch:
             engine.upsert(key, values)
         seconds = time.perf_counter() - start
+        applied += batch
         rows.append(
             Row(
                 "incremental",
@@ -226,6 +238,8 @@ def incremental_workload(engine: sk.Engine, updates: int) -> list[Row]:
             f"{len(batch) / seconds:,.0f} upserts/s",
         )
     )
+    if baselines is not None:
+        rows += baselines(engine, applied, batch)
     for i in range(100):  # incremental memberships == a fresh evaluation
         name = f"bench_{i}"
         fresh = engine.query(engine.segment(name).rule or "")

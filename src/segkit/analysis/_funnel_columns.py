@@ -16,6 +16,7 @@ import array
 import contextlib
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
+from itertools import compress, repeat
 from typing import Any, Final
 
 from segkit.errors import SchemaError
@@ -336,22 +337,34 @@ def ingest_columns(
     slot_of, unsorted = builder.slot_of, builder.unsorted
     all_ts, all_masks = builder.cols.ts, builder.cols.masks
     by_name = matcher.by_name
-    for i, name in enumerate(names):
-        mask = plain.get(name)
-        if mask is None:
+    rows: Iterable[tuple[int, str, int, int]]
+    if keep_all:
+        rows = zip(
+            range(len(names)), keys, times_us, map(plain.get, names, repeat(-1)), strict=True
+        )
+    else:  # skip the events of no step or exclusion without a Python loop over them
+        lookup = dict(plain)
+        lookup.update((name, -1) for name in by_name if name not in plain)
+        codes: list[Any] = list(map(lookup.get, names))
+        rows = zip(
+            compress(range(len(names)), codes),
+            compress(keys, codes),
+            compress(times_us, codes),
+            compress(codes, codes),
+            strict=True,
+        )
+    for i, key, t, mask in rows:
+        if mask < 0:  # a where filter decides, or a name that only strict orders read
+            name = names[i]
             if name in by_name:
                 assert properties is not None
                 mask = _filtered_mask(matcher, name, keys[i], properties[i])
                 if not mask and not keep_all:
                     continue
-            elif keep_all:
-                mask = 0
             else:
-                continue
-        key = keys[i]
+                mask = 0
         if wanted is not None and key not in wanted:
             continue
-        t = times_us[i]
         if type(t) is not int:
             if isinstance(t, bool) or not isinstance(t, int):
                 raise TypeError(f"times_us must hold integers (µs since the epoch), got {t!r}")

@@ -54,6 +54,8 @@ class Spec:
         "order",
         "reuse",
         "ties",
+        "vector",
+        "window_us",
     )
 
     def __init__(
@@ -68,6 +70,8 @@ class Spec:
         drop: bool,
         deadline: Callable[[int], int] | None,
         fast: bool,
+        window_us: int | None = None,
+        vector: bool = False,
     ) -> None:
         self.n = n
         self.order = order
@@ -78,6 +82,10 @@ class Spec:
         self.drop = drop
         self.deadline: Callable[[int], int] = deadline if deadline is not None else _no_deadline
         self.fast = fast
+        #: the window's fixed length in µs (``None``: no window, or a calendar one)
+        self.window_us = window_us
+        #: whether the numpy engine supports these options (see ``_funnel_numpy``)
+        self.vector = vector
         #: step index of a single-step mask (the fast path's masks have one bit)
         self.bit_step = {1 << k: k for k in range(n)}
 

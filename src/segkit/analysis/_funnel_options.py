@@ -5,7 +5,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+import os
+from collections.abc import Callable, Iterator, Sequence
 from datetime import timedelta, timezone, tzinfo
 from typing import TYPE_CHECKING
 
@@ -25,7 +27,51 @@ __all__ = [
     "deadline",
     "exact_window",
     "exclusion_range",
+    "fixed_length_us",
+    "numpy_enabled",
+    "use_backend",
 ]
+
+#: Which engine runs funnels: ``"auto"`` (numpy when it can be imported, for inputs of
+#: at least :data:`NUMPY_MIN_SIZE` events or outcome rows), ``"numpy"`` (whenever it can
+#: be imported, whatever the size) or ``"python"`` (never numpy). Tests switch it with
+#: :func:`use_backend` (or the ``SEGKIT_FUNNEL_BACKEND`` environment variable, read at
+#: import); both engines give identical results.
+_BACKEND = [os.environ.get("SEGKIT_FUNNEL_BACKEND", "auto")]
+#: Below this many events (or outcome rows), numpy's fixed costs outweigh its speed.
+NUMPY_MIN_SIZE = 2_000
+_HAS_NUMPY: list[bool] = []
+
+
+def numpy_enabled(size: int) -> bool:
+    """Whether the numpy engine should handle an input of ``size`` events or rows."""
+    mode = _BACKEND[0]
+    if mode == "python" or (mode == "auto" and size < NUMPY_MIN_SIZE):
+        return False
+    if not _HAS_NUMPY:
+        try:
+            import numpy  # noqa: F401
+        except ImportError:
+            _HAS_NUMPY.append(False)
+        else:
+            _HAS_NUMPY.append(True)
+    return _HAS_NUMPY[0]
+
+
+@contextlib.contextmanager
+def use_backend(mode: str) -> Iterator[None]:
+    """Run funnels with the ``"auto"``, ``"numpy"`` or ``"python"`` engine inside the block.
+
+    >>> with use_backend("python"):
+    ...     numpy_enabled(10**9)
+    False
+    """
+    previous = _BACKEND[0]
+    _BACKEND[0] = choice("backend", mode, ("auto", "numpy", "python"))
+    try:
+        yield
+    finally:
+        _BACKEND[0] = previous
 
 
 def choice(option: str, value: object, allowed: Sequence[str]) -> str:
@@ -117,6 +163,25 @@ def check_against_schema(
                 f"attribute {attribute!r} is a {ftype} and cannot be a funnel stage:"
                 " a stage attribute holds a date or a datetime"
             )
+
+
+def fixed_length_us(window: timedelta | Duration | None, tz: tzinfo | None) -> int | None:
+    """The window's length in µs when it is the same from every start (``None`` otherwise).
+
+    Calendar windows (months, years; days and weeks in a zone with daylight saving
+    time) have no fixed length; neither has a funnel without a window.
+
+    >>> fixed_length_us(timedelta(seconds=2), None), fixed_length_us(Duration.parse("1mo"), None)
+    (2000000, None)
+    """
+    if window is None:
+        return None
+    if isinstance(window, timedelta):
+        return window // timedelta(microseconds=1)
+    zone = tz if tz is not None else timezone.utc
+    if window.unit in ("s", "min", "h") or (window.unit in ("d", "w") and zone is timezone.utc):
+        return window.to_timedelta() // timedelta(microseconds=1)
+    return None
 
 
 def deadline(window: timedelta | Duration | None, tz: tzinfo | None) -> Callable[[int], int] | None:

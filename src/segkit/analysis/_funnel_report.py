@@ -112,15 +112,16 @@ class TimeStats:
         n = len(ordered)
         if not n:
             return cls(0, None, None, None, None, None, (), _samples=())
-        return cls(
-            n,
-            _td(_round_div(sum(ordered), n)),
-            _td(_quantile(ordered, Fraction(1, 2))),
-            _td(_quantile(ordered, Fraction(9, 10))),
-            _td(ordered[0]),
-            _td(ordered[-1]),
-            _bins(ordered, None),
-            _samples=ordered,
+        count, lo, width = _bin_layout(n, ordered[0], ordered[-1], None)
+        counts = [0] * (count + 1)
+        for t in ordered:
+            counts[(t - lo) // width] += 1
+        return _stats_from_sorted(
+            ordered,
+            sum(ordered),
+            _quantile(ordered, Fraction(1, 2)),
+            _quantile(ordered, Fraction(9, 10)),
+            (lo, width, counts),
         )
 
     def bins(self, count: int | None = None) -> tuple[HistogramBin, ...]:
@@ -150,26 +151,56 @@ def _ceil_cbrt(n: int) -> int:
     return c
 
 
-def _bins(ordered: Sequence[int], count: int | None) -> tuple[HistogramBin, ...]:
-    n = len(ordered)
-    if not n:
-        return ()
+def _bin_layout(n: int, first: int, last: int, count: int | None) -> tuple[int, int, int]:
+    """``(bins, start, width)`` in µs of the histogram of ``n`` samples from first to last."""
     if count is None:
         count = min(_AUTO_MAX_BINS, max(1, _ceil_cbrt(n)))
     else:
         count = min(_CUSTOM_MAX_BINS, max(1, count))
-    lo = (ordered[0] // _SECOND) * _SECOND
-    hi = -((-ordered[-1]) // _SECOND) * _SECOND
+    lo = (first // _SECOND) * _SECOND
+    hi = -((-last) // _SECOND) * _SECOND
     width_s = -((lo - hi) // (_SECOND * count))  # ceil((hi - lo) / count) in seconds
     if width_s <= 0 or n == 1:
         width_s = 60
-    width = width_s * _SECOND
-    counts = [0] * (count + 1)
-    for t in ordered:
-        counts[(t - lo) // width] += 1
+    return count, lo, width_s * _SECOND
+
+
+def _histogram(lo: int, width: int, counts: Sequence[int]) -> tuple[HistogramBin, ...]:
     return tuple(
         HistogramBin(_td(lo + i * width), _td(lo + (i + 1) * width), c)
         for i, c in enumerate(counts)
+    )
+
+
+def _bins(ordered: Sequence[int], count: int | None) -> tuple[HistogramBin, ...]:
+    n = len(ordered)
+    if not n:
+        return ()
+    count, lo, width = _bin_layout(n, ordered[0], ordered[-1], count)
+    counts = [0] * (count + 1)
+    for t in ordered:
+        counts[(t - lo) // width] += 1
+    return _histogram(lo, width, counts)
+
+
+def _stats_from_sorted(
+    ordered: tuple[int, ...],
+    total: int,
+    median: int,
+    p90: int,
+    bins: tuple[int, int, Sequence[int]],
+) -> TimeStats:
+    """A :class:`TimeStats` from sorted samples and what was computed from them."""
+    n = len(ordered)
+    return TimeStats(
+        n,
+        _td(_round_div(total, n)),
+        _td(median),
+        _td(p90),
+        _td(ordered[0]),
+        _td(ordered[-1]),
+        _histogram(*bins),
+        _samples=ordered,
     )
 
 
@@ -500,7 +531,7 @@ class FunnelOutcomes:
         names: Sequence[str],
         idmap: IdMap,
         slot_keys: list[str],
-        slot_ids: list[int],
+        slot_ids: Sequence[int],
         extra_ids: list[int],
         *,
         positive_times: bool = False,
@@ -530,6 +561,19 @@ class FunnelOutcomes:
         for col, t in zip(self.row_times, times, strict=True):
             col.append(t)
 
+    def _extend(self, slots: Sequence[int], outcomes: Sequence[Outcome]) -> None:
+        """Append the rows ``outcomes`` of entities ``slots`` (one slot per row), in bulk."""
+        if not outcomes:
+            return
+        levels, reached, moved, times, excluded = zip(*outcomes, strict=True)
+        self.row_slot.extend(slots)
+        self.row_level.extend(levels)
+        self.row_reached.extend(reached)
+        self.row_moved.extend(moved)
+        self.row_excluded.extend(map(int, excluded))
+        for col, values in zip(self.row_times, zip(*times, strict=True), strict=True):
+            col.extend(values)
+
     def __len__(self) -> int:
         return len(self.row_slot)
 
@@ -543,6 +587,12 @@ class FunnelOutcomes:
         >>> outcomes.report().entered, outcomes.report({outcomes.idmap.id_of("y")}).entered
         (2, 1)
         """
+        from segkit.analysis._funnel_options import numpy_enabled
+
+        if numpy_enabled(len(self.row_slot)):
+            from segkit.analysis._funnel_numpy import aggregate
+
+            return aggregate(self, ids)
         if ids is None:
             rows: tuple[int, ...] = tuple(range(len(self.row_slot)))
             population = None

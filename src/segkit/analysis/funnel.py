@@ -40,6 +40,8 @@ from segkit.analysis._funnel_options import (
     deadline,
     exact_window,
     exclusion_range,
+    fixed_length_us,
+    numpy_enabled,
 )
 from segkit.analysis._funnel_peers import check_posthog_exclusions, peer_function
 from segkit.analysis._funnel_report import (
@@ -52,9 +54,11 @@ from segkit.analysis._funnel_report import (
 )
 from segkit.compile.predicate import compile_event_filter
 from segkit.dsl.rule import Rule, as_rule
+from segkit.errors import SegkitError
 from segkit.timeutil import Duration, resolve_timezone
 
 if TYPE_CHECKING:
+    from segkit.analysis import _funnel_numpy
     from segkit.dsl.rule import RuleLike
     from segkit.records import Event, IdMap, Profile
     from segkit.schema import Schema
@@ -394,6 +398,7 @@ class Funnel:
                 or (the_order == "any" and the_attempts == "best")
             )
         )
+        window_us = fixed_length_us(the_window, tz)
         spec = Spec(
             n=n,
             order=the_order,
@@ -404,6 +409,8 @@ class Funnel:
             drop=the_effect == "drop_entirely",
             deadline=deadline(the_window, tz),
             fast=fast,
+            window_us=window_us,
+            vector=fast and not attributes and (the_window is None or window_us is not None),
         )
         self.__attrs_init__(
             parsed,
@@ -579,19 +586,35 @@ class Funnel:
         ``profiles`` (``Profile`` objects or ``{key: attributes}``) supply attribute
         stages. ``entities`` restricts the run to those keys. ``idmap`` (an Engine's)
         numbers the entities so that the reports' :class:`~segkit.Members` combine with
-        the Engine's; every key must already be in it.
+        the Engine's; every key must already be in it. Large inputs in the common case
+        run on the vectorised engine when numpy is installed (see
+        :meth:`evaluate_columns`); the results are the same.
 
         >>> import segkit as sk
         >>> outcomes = Funnel(["visit"]).evaluate([sk.Event("a", "visit", "2024-01-01T00:00:00Z")])
         >>> len(outcomes), outcomes.report().entered
         (1, 1)
         """
+        if self._spec.vector and numpy_enabled(2**62):
+            if not isinstance(events, (list, tuple)):
+                events = list(events)
+            if numpy_enabled(len(events)):
+                from segkit.analysis import _funnel_numpy
+
+                try:
+                    prep = _funnel_numpy.prepare_events(
+                        events, self._matcher, entities=entities, idmap=idmap
+                    )
+                except (SegkitError, TypeError, ValueError, KeyError):
+                    prep = None  # the pure path raises the documented error
+                if prep is not None:
+                    return self._vector_outcomes(prep)
         cols = ingest(events, self._matcher, profiles=profiles, entities=entities, idmap=idmap)
         return self._outcomes_of(cols)
 
     def evaluate_columns(
         self,
-        keys: Sequence[str],
+        keys: Sequence[str] | Sequence[int],
         names: Sequence[str],
         times_us: Sequence[int],
         *,
@@ -605,13 +628,49 @@ class Funnel:
         ``keys[i]``, ``names[i]`` and ``times_us[i]`` (microseconds since the Unix epoch,
         UTC) describe event ``i``; ``properties[i]`` its properties, needed only when a
         step or an exclusion has a ``where``. Events of one entity may come in any
-        order; equal times keep their order in the columns.
+        order; equal times keep their order in the columns. With ``idmap``, a key may
+        also be the entity's id in it (an int, as an Engine numbers its profiles).
+
+        The columns may be lists or numpy arrays (``keys``: strings, or integer ids
+        with ``idmap``; ``names``: strings; ``times_us``: integers). With numpy
+        installed (the ``fast`` extra) and the funnel in the common case (ordered
+        with ``attempts="best"`` or ``"first"``, or ``order="any"``; distinct step
+        events, no exclusions, ``ties`` other than ``"input_order"``, a window of
+        fixed length or none, no attribute stages), a large input is evaluated by a
+        vectorised engine: same results, several times faster, most of all from numpy
+        arrays with integer ids.
 
         >>> outcomes = Funnel(["visit", "buy"]).evaluate_columns(
         ...     ["a", "a", "b"], ["visit", "buy", "visit"], [0, 60_000_000, 0])
         >>> [s.count for s in outcomes.report().steps]
         [2, 1]
+        >>> from segkit.records import IdMap
+        >>> ids = IdMap()
+        >>> ids.assign("a"), ids.assign("b")
+        (0, 1)
+        >>> report = Funnel(["visit", "buy"]).evaluate_columns(
+        ...     [1, 1, 0], ["visit", "buy", "visit"], [0, 60_000_000, 0], idmap=ids).report()
+        >>> report.members(1).keys()
+        ['b']
         """
+        if self._spec.vector and numpy_enabled(len(names)):
+            from segkit.analysis import _funnel_numpy
+
+            try:
+                prep = _funnel_numpy.prepare_columns(
+                    keys,
+                    names,
+                    times_us,
+                    self._matcher,
+                    properties=properties,
+                    entities=entities,
+                    idmap=idmap,
+                )
+            except (SegkitError, TypeError, ValueError, KeyError):
+                prep = None  # the pure path raises the documented error
+            if prep is not None:
+                return self._vector_outcomes(prep)
+        keys, names, times_us = _plain_columns(keys, names, times_us, idmap)
         cols = ingest_columns(
             keys,
             names,
@@ -624,6 +683,20 @@ class Funnel:
         )
         return self._outcomes_of(cols)
 
+    def _vector_outcomes(self, prep: _funnel_numpy.Prepared) -> FunnelOutcomes:
+        from segkit.analysis import _funnel_numpy
+
+        outcomes = FunnelOutcomes(
+            self.step_names,
+            prep.idmap,
+            prep.keys,
+            prep.ids,
+            prep.extra_ids,
+            positive_times=self.preset_name == "posthog",
+        )
+        _funnel_numpy.evaluate(prep, self._spec, self._spec.window_us, outcomes)
+        return outcomes
+
     def _outcomes_of(self, cols: Columns) -> FunnelOutcomes:
         outcomes = FunnelOutcomes(
             self.step_names,
@@ -634,16 +707,20 @@ class Funnel:
             positive_times=self.preset_name == "posthog",
         )
         compute = self._entity_function()
-        add = outcomes._add
         needs_start = not (self.order == "any" and self.preset_name != "clickhouse")
         single_bits = self._spec.fast
+        slots: list[int] = []
+        rows: list[Outcome] = []
+        add_slot, add_row = slots.append, rows.append
         for slot, (ts, masks) in enumerate(zip(cols.ts, cols.masks, strict=True)):
             if needs_start and not (
                 (1 in masks) if single_bits else any(mask & 1 for mask in masks)
             ):
                 continue  # never did step 0: cannot enter
             for outcome in compute(ts, masks):
-                add(slot, outcome)
+                add_slot(slot)
+                add_row(outcome)
+        outcomes._extend(slots, rows)
         return outcomes
 
     def _entity_function(self) -> Callable[[Sequence[int], Sequence[int]], list[Outcome]]:
@@ -730,6 +807,29 @@ class Funnel:
         if self.exclusions:
             parts.append(f"exclusions={list(self.exclusions)!r}")
         return f"Funnel({', '.join(parts)})"
+
+
+def _plain_columns(
+    keys: Sequence[str] | Sequence[int],
+    names: Sequence[str],
+    times_us: Sequence[int],
+    idmap: IdMap | None,
+) -> tuple[Sequence[str], Sequence[str], Sequence[int]]:
+    """The columns as Python values for the pure path: numpy arrays become lists and
+    integer keys (ids of ``idmap``) become the keys they stand for."""
+    columns: list[Any] = [keys, names, times_us]
+    for i, col in enumerate(columns):
+        tolist = getattr(col, "tolist", None)
+        if tolist is not None and not isinstance(col, (list, tuple)):
+            columns[i] = tolist()
+    if idmap is not None and any(
+        type(k) is int or (isinstance(k, int) and not isinstance(k, bool)) for k in columns[0]
+    ):
+        key_of = idmap.key_of
+        columns[0] = [
+            key_of(k) if isinstance(k, int) and not isinstance(k, bool) else k for k in columns[0]
+        ]
+    return columns[0], columns[1], columns[2]
 
 
 def _show_window(window: timedelta | Duration) -> str:
