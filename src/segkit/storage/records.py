@@ -263,9 +263,9 @@ class Snapshot:
     """A segment's size (and optional engagement score) at one instant.
 
     A segment's snapshots, ordered by ``at``, are its time series (the attention
-    analysis reads them). ``engagement`` is whatever engagement measure the
-    application tracks (for example the share of members active in the last 7
-    days), or ``None``.
+    analysis reads them). ``engagement`` is an engagement figure or ``None``: the
+    snapshots the Engine writes hold the number of members with a tracked event
+    within ``Engine.engagement_window`` (7 days by default).
 
     >>> from datetime import datetime, timezone
     >>> Snapshot("vip", datetime(2024, 6, 30, tzinfo=timezone.utc), size=3)
