@@ -48,12 +48,11 @@ from segkit.analysis._funnel_default import MISSING
 from segkit.analysis._funnel_report import (
     FunnelOutcomes,
     FunnelReport,
-    StepReport,
     TimeStats,
-    Transition,
     _bin_layout,
     _ratio,
     _stats_from_sorted,
+    step_reports,
 )
 from segkit.records import Event, IdMap
 
@@ -698,35 +697,13 @@ def aggregate(outcomes: FunnelOutcomes, ids: Iterable[int] | None) -> FunnelRepo
         if positive:
             samples = samples[samples > 0]
         stats.append(_stats(samples))
-    steps = []
-    for k in range(n):
-        nxt = 0 if k + 1 == n else int((bits[k] & bits[k + 1]).sum())
-        steps.append(
-            StepReport(
-                k,
-                outcomes.names[k],
-                counts[k],
-                counts[k] - nxt if k + 1 < n else 0,
-                (1.0 if counts[k] else 0.0) if k == 0 else _ratio(counts[k], counts[k - 1]),
-                (1.0 if counts[k] else 0.0) if k == 0 else _ratio(counts[k], counts[0]),
-                stats[k],
-            )
-        )
+    both = [0 if k + 1 == n else int((bits[k] & bits[k + 1]).sum()) for k in range(n)]
+    steps, transitions = step_reports(outcomes.names, counts, both, moves, stats)
     completion = times[n - 1][cumulative] - times[0][cumulative]
     if positive:
         completion = completion[completion > 0]
-    transitions = tuple(
-        Transition(
-            k - 1,
-            k,
-            moves[k],
-            _ratio(moves[k], counts[k - 1]),
-            None if stats[k] is None else stats[k].mean,  # type: ignore[union-attr]
-        )
-        for k in range(1, n)
-    )
     return FunnelReport(
-        tuple(steps),
+        steps,
         entered,
         excluded,
         _ratio(counts[-1], entered),

@@ -263,6 +263,45 @@ def _seconds(value: timedelta | None) -> float | None:
     return None if value is None else value.total_seconds()
 
 
+def step_reports(
+    names: Sequence[str],
+    counts: Sequence[int],
+    both: Sequence[int],
+    moves: Sequence[int],
+    stats: Sequence[TimeStats | None],
+) -> tuple[tuple[StepReport, ...], tuple[Transition, ...]]:
+    """The step rows and transitions of a report, from per-step figures.
+
+    ``counts[k]`` entities reached step ``k``, ``both[k]`` reached steps ``k`` and
+    ``k + 1`` (0 for the last step), ``moves[k]`` moved from ``k - 1`` to ``k``, and
+    ``stats[k]`` are their times (``None`` for step 0). Both funnel engines use it.
+    """
+    n = len(counts)
+    steps = tuple(
+        StepReport(
+            k,
+            names[k],
+            counts[k],
+            counts[k] - both[k] if k + 1 < n else 0,
+            (1.0 if counts[k] else 0.0) if k == 0 else _ratio(counts[k], counts[k - 1]),
+            (1.0 if counts[k] else 0.0) if k == 0 else _ratio(counts[k], counts[0]),
+            stats[k],
+        )
+        for k in range(n)
+    )
+    transitions = tuple(
+        Transition(
+            k - 1,
+            k,
+            moves[k],
+            _ratio(moves[k], counts[k - 1]),
+            None if stats[k] is None else stats[k].mean,  # type: ignore[union-attr]
+        )
+        for k in range(1, n)
+    )
+    return steps, transitions
+
+
 def _stats_dict(stats: TimeStats) -> dict[str, Any]:
     return {
         "count": stats.count,
@@ -648,35 +687,13 @@ class FunnelOutcomes:
         stats: list[TimeStats | None] = [None]
         for k in range(1, n):
             stats.append(TimeStats.of(self._samples(rows, k, k - 1, k)))
-        steps = []
-        for k in range(n):
-            nxt = 0 if k + 1 == n else self._reach_both(rows, k)
-            steps.append(
-                StepReport(
-                    k,
-                    self.names[k],
-                    counts[k],
-                    counts[k] - nxt if k + 1 < n else 0,
-                    (1.0 if counts[k] else 0.0) if k == 0 else _ratio(counts[k], counts[k - 1]),
-                    (1.0 if counts[k] else 0.0) if k == 0 else _ratio(counts[k], counts[0]),
-                    stats[k],
-                )
-            )
+        both = [0 if k + 1 == n else self._reach_both(rows, k) for k in range(n)]
+        steps, transitions = step_reports(self.names, counts, both, moves, stats)
         completion = [self.row_times[n - 1][r] - self.row_times[0][r] for r in cumulative_rows]
         if self.positive_times:
             completion = [d for d in completion if d > 0]
-        transitions = tuple(
-            Transition(
-                k - 1,
-                k,
-                moves[k],
-                _ratio(moves[k], counts[k - 1]),
-                None if stats[k] is None else stats[k].mean,  # type: ignore[union-attr]
-            )
-            for k in range(1, n)
-        )
         return FunnelReport(
-            tuple(steps),
+            steps,
             entered,
             excluded,
             _ratio(last_count, entered),

@@ -303,11 +303,9 @@ def quantile_edges(ordered: Sequence[Any], bins: int) -> list[Any]:
     >>> quantile_edges([1, 1, 1, 1, 1, 1, 2, 3], 4)
     [2]
     """
-    n = len(ordered)
-    if not n:
-        return []
-    edges = sorted({ordered[k * n // bins] for k in range(1, bins)})
-    return [e for e in edges if e > ordered[0]]
+    from segkit.analysis.lookalike import quantile_edges as edges
+
+    return list(edges(ordered, bins))
 
 
 class _Acc:
