@@ -39,7 +39,21 @@ def environment() -> dict[str, Any]:
     }
 
 
-def run(size: str, runs: int, updates: int, *, measure_memory: bool = False) -> dict[str, Any]:
+WORKLOADS = ("filter", "overlap", "split", "funnel", "incremental")
+
+
+def run(
+    size: str,
+    runs: int,
+    updates: int,
+    *,
+    measure_memory: bool = False,
+    only: tuple[str, ...] = WORKLOADS,
+) -> dict[str, Any]:
+    """Build every tool, run the workloads in ``only`` (all by default) and report."""
+    unknown = sorted(set(only) - set(WORKLOADS))
+    if unknown:
+        raise ValueError(f"unknown workload {unknown[0]!r}; choose from {', '.join(WORKLOADS)}")
     n = data.SIZES[size]
     started = time.perf_counter()
     pop = data.population(n)
@@ -60,12 +74,16 @@ def run(size: str, runs: int, updates: int, *, measure_memory: bool = False) -> 
         "duckdb": built[-2].handle,
         "pandas": built[-1].handle,
     }
-    rows = workloads.filter_workload(tools, runs)
+    rows = workloads.filter_workload(tools, runs) if "filter" in only else []
     tools = data.with_profile_columns(tools, pop)  # + key, tags_mask: split, incremental
-    rows += overlap.overlap_workload(tools, runs)
-    rows += split.split_workload(tools, runs)
-    rows += funnel.funnel_workload(size, runs)  # its own event log; see benches/funnel.py
-    rows += workloads.incremental_workload(engine, updates, incremental.baselines_for(tools))
+    if "overlap" in only:
+        rows += overlap.overlap_workload(tools, runs)
+    if "split" in only:
+        rows += split.split_workload(tools, runs)
+    if "funnel" in only:
+        rows += funnel.funnel_workload(size, runs)  # its own event log; see benches/funnel.py
+    if "incremental" in only:
+        rows += workloads.incremental_workload(engine, updates, incremental.baselines_for(tools))
     report: dict[str, Any] = {
         "size": size,
         "profiles": n,
@@ -173,9 +191,19 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="also measure each tool's peak memory per workload, one process each (slow)",
     )
+    parser.add_argument(
+        "--only",
+        metavar="W[,W...]",
+        help=f"run only these workloads (of {', '.join(WORKLOADS)}); the build always runs",
+    )
     args = parser.parse_args(argv)
-    report = run(args.size, args.runs, args.updates, measure_memory=args.memory)
+    only = tuple(w.strip() for w in args.only.split(",")) if args.only else WORKLOADS
+    unknown = sorted(set(only) - set(WORKLOADS))
+    if unknown:
+        parser.error(f"unknown workload {unknown[0]!r}; choose from {', '.join(WORKLOADS)}")
+    report = run(args.size, args.runs, args.updates, measure_memory=args.memory, only=only)
     command = f"python -m benches --size {args.size} --runs {args.runs} --updates {args.updates}"
+    command += f" --only {','.join(only)}" if args.only else ""
     command += " --memory" if args.memory else ""
     report["command"] = command
     if args.json:

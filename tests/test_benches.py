@@ -107,6 +107,32 @@ def test_json_output(capsys: object) -> None:
     assert report["profiles"] == 20_000
 
 
+def test_only_runs_the_named_workloads(capsys: object) -> None:
+    """--only runs the build and the named workloads, and says so in the command."""
+    import json
+
+    args = ["--size", "small", "--runs", "1", "--updates", "50", "--only", "overlap", "--json"]
+    assert main(args) == 0
+    report = json.loads(capsys.readouterr().out)  # type: ignore[attr-defined]
+    assert report["command"] == (
+        "python -m benches --size small --runs 1 --updates 50 --only overlap"
+    )
+    assert {r["workload"] for r in report["results"]} == {"overlap", "setup"}
+    assert report["build"][0]["tool"] == "segkit"
+
+
+def test_only_rejects_an_unknown_workload(capsys: object) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["--size", "small", "--only", "overlap,funel"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err  # type: ignore[attr-defined]
+    assert (
+        "unknown workload 'funel'; choose from filter, overlap, split, funnel, incremental" in err
+    )
+    with pytest.raises(ValueError, match="unknown workload 'x'"):
+        run("small", 1, 50, only=("x",))
+
+
 # --- overlap, split, incremental baselines, memory ---------------------------------------------
 
 
