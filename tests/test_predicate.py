@@ -171,6 +171,28 @@ def test_time_relative_rule_needs_now() -> None:
         pred({}, [ev("buy", datetime(2024, 1, 1, tzinfo=UTC))])
     # a rule that is not time-relative needs no now
     assert sk.compile_predicate("did buy", SHOP)({}, [ev("buy", datetime(2024, 1, 1, tzinfo=UTC))])
+    # without an event of that name the window is never read, so no now is needed
+    assert not pred({}, [])
+    assert sk.compile_predicate("did buy < 2 times in last 7d", SHOP)({}, [])
+
+
+def test_filter_shares_window_starts_between_profiles() -> None:
+    """``filter`` computes ``now - 1mo`` once; every profile still gets its own answer."""
+    pred = sk.compile_predicate("did buy >= 2 times in last 1mo and not did buy in last 1d", SHOP)
+    now = datetime(2024, 3, 31, 12, tzinfo=UTC)
+    at = [datetime(2024, 3, d, 12, tzinfo=UTC) for d in (1, 2, 15, 31)]
+    people = [
+        sk.Profile("a", {}),  # buys on the 2nd (1mo before the 31st is Feb 29: inside) and 15th
+        sk.Profile("b", {}),  # buys on the 1st and 15th and today
+        sk.Profile("c", {}),  # one buy only
+    ]
+    events = {
+        "a": [ev("buy", at[1]), ev("buy", at[2])],
+        "b": [ev("buy", at[0]), ev("buy", at[2]), ev("buy", at[3])],
+        "c": [ev("buy", at[2])],
+    }
+    assert pred.filter(people, lambda key: events[key], now) == ["a"]
+    assert [p.key for p in people if pred(p, events[p.key], now)] == ["a"]
 
 
 def test_segment_reference_needs_a_resolver_and_a_key() -> None:

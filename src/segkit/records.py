@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import heapq
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import ItemsView, Iterator, KeysView, Mapping, ValuesView
 from datetime import datetime, timedelta, timezone
 from typing import Any, ClassVar, Final, TypeVar
 
@@ -66,6 +66,19 @@ class _FrozenDict(Mapping[str, Any]):
 
     def __contains__(self, key: object) -> bool:
         return key in self._data
+
+    # the dict's own methods: Mapping's generic ones run Python code per call
+    def get(self, key: str, default: Any = None) -> Any:
+        return self._data.get(key, default)
+
+    def keys(self) -> KeysView[str]:
+        return self._data.keys()
+
+    def values(self) -> ValuesView[Any]:
+        return self._data.values()
+
+    def items(self) -> ItemsView[str, Any]:
+        return self._data.items()
 
     def __repr__(self) -> str:
         return repr(self._data)

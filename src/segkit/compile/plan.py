@@ -24,7 +24,7 @@ from segkit.dsl import ast
 from segkit.dsl.check import check
 from segkit.dsl.parser import compile_regex
 from segkit.index import AttributeIndex, Bitmap, EventIndex
-from segkit.timeutil import ensure_aware
+from segkit.timeutil import Duration, ensure_aware
 
 if TYPE_CHECKING:
     from segkit.dsl.rule import Rule, RuleLike
@@ -146,10 +146,14 @@ class _PlanCompiler:
 
         def evaluate(run: _Run, ids: Bitmap) -> Bitmap:
             view, now = run.view, run.now
+            starts: dict[Duration, datetime] = {}  # window starts, once per run
             return Bitmap(
                 pid
                 for pid in ids
-                if fn(view.attributes_of(pid), _Ctx(view.events_of(pid), now, view.key_of(pid)))
+                if fn(
+                    view.attributes_of(pid),
+                    _Ctx(view.events_of(pid), now, view.key_of(pid), starts),
+                )
             )
 
         if not names or _reads_attributes(node):

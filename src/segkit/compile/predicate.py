@@ -67,22 +67,32 @@ class _Ctx:
 
     __slots__ = ("_groups", "_starts", "events", "key", "now")
 
-    def __init__(self, events: Sequence[Event], now: datetime | None, key: str | None) -> None:
+    def __init__(
+        self,
+        events: Sequence[Event],
+        now: datetime | None,
+        key: str | None,
+        starts: dict[Duration, datetime] | None = None,
+    ) -> None:
         self.events = events
         self.now = now
         self.key = key
         self._groups: dict[str, list[tuple[int, Event]]] | None = None
-        self._starts: dict[Duration, datetime] = {}
+        # ``now - duration`` per duration; callers evaluating many profiles at one
+        # ``now`` (and one schema, so one time zone) share this dict between them
+        self._starts: dict[Duration, datetime] = {} if starts is None else starts
 
     def group(self, name: str) -> list[tuple[int, Event]]:
         """(position, event) pairs of the events named ``name``, in input order."""
         groups = self._groups
         if groups is None:
-            groups = {}
-            for i, e in enumerate(self.events):
-                groups.setdefault(e.name, []).append((i, e))
-            self._groups = groups
-        return groups.get(name, [])
+            self._groups = groups = {}
+        else:
+            found = groups.get(name)
+            if found is not None:
+                return found
+        found = groups[name] = [(i, e) for i, e in enumerate(self.events) if e.name == name]
+        return found
 
     def start(self, duration: Duration, tz: tzinfo) -> datetime:
         """``now - duration`` (cached for this call)."""
@@ -406,6 +416,8 @@ class _Compiler:
 
     def c_Did(self, node: ast.Did, event: str | None) -> _Fn:
         name = node.event
+        if node.where is None and isinstance(node.window, ast.LastWindow):
+            return self.did_in_last(node, node.window.duration)
         test = self.event_test(name, node.where, node.window)
         if node.count_op is None:
 
@@ -425,6 +437,30 @@ class _Compiler:
                 if test(e, ctx):
                     n += 1
             return op(n, count)
+
+        return did_times
+
+    def did_in_last(self, node: ast.Did, duration: Duration) -> _Fn:
+        """``did X [op N times] in last D``: the window's ends computed once per profile."""
+        name, tz = node.event, self.tz
+        if node.count_op is None:
+
+            def did(m: Mapping[str, Any], ctx: _Ctx) -> bool:
+                group = ctx.group(name)
+                if not group:  # no such event: ``now`` is not needed
+                    return False
+                lo, hi = ctx.start(duration, tz), ctx.now_required()
+                return any(lo < e.at <= hi for _, e in group)
+
+            return did
+        op, count = _OPS[node.count_op], node.count
+
+        def did_times(m: Mapping[str, Any], ctx: _Ctx) -> bool:
+            group = ctx.group(name)
+            if not group:  # no such event: ``now`` is not needed
+                return op(0, count)
+            lo, hi = ctx.start(duration, tz), ctx.now_required()
+            return op(sum(1 for _, e in group if lo < e.at <= hi), count)
 
         return did_times
 
@@ -623,11 +659,21 @@ class Predicate:
                 key = profile.key
         if now is not None and now.tzinfo is not timezone.utc:
             now = ensure_aware(now, self._tz, "now").astimezone(timezone.utc)
+        return self._call(values, events, now, key, None)
+
+    def _call(
+        self,
+        values: Mapping[str, Any],
+        events: Iterable[Event],
+        now: datetime | None,
+        key: str | None,
+        starts: dict[Duration, datetime] | None,
+    ) -> bool:
         evs: Sequence[Event] = (
             events if isinstance(events, (list, tuple, Sequence)) else list(events)
         )
         try:
-            return self._fn(values, _Ctx(evs, now, key))
+            return self._fn(values, _Ctx(evs, now, key, starts))
         except TypeError as exc:
             raise SchemaError(
                 f"profile {key!r}: a value does not have its schema type ({exc});"
@@ -654,9 +700,20 @@ class Predicate:
         >>> sk.compile_predicate("age >= 18", schema).filter(people)
         ['b']
         """
-        return [
-            p.key for p in profiles if self(p, () if events_of is None else events_of(p.key), now)
-        ]
+        if now is not None and now.tzinfo is not timezone.utc:
+            now = ensure_aware(now, self._tz, "now").astimezone(timezone.utc)
+        starts: dict[Duration, datetime] = {}  # one ``now``: window starts computed once
+        out = []
+        for p in profiles:
+            values: Mapping[str, Any]
+            if type(p) is dict or isinstance(p, Mapping):
+                values, key = p, None
+            else:
+                values, key = p.attributes, p.key
+            evs = () if events_of is None else events_of(p.key)
+            if self._call(values, evs, now, key, starts):
+                out.append(p.key)
+        return out
 
 
 def compile_predicate(
