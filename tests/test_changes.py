@@ -4,11 +4,13 @@ declares false is false; a verdict it decides equals a fresh evaluation."""
 from __future__ import annotations
 
 from typing import Any
+from unittest import mock
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import segkit as sk
+from segkit.compile import changes as changes_module
 from segkit.compile.changes import MEMO, ChangeIndex, _Field
 from segkit.compile.predicate import _Compiler, _Ctx
 from segkit.dsl import ast
@@ -147,15 +149,28 @@ def test_equality_and_list_leaves_flip_on_the_values_they_name() -> None:
     rules=st.lists(st.one_of(conjunctions(), conjunctions(), exprs(max_depth=2)), max_size=6),
     steps=st.lists(profiles(), min_size=2, max_size=5),
     events=event_lists("c-1"),
+    memo=st.sampled_from([1, 2, MEMO]),
 )
 def test_update_decides_like_a_fresh_evaluation(
-    rules: list[ast.Expr], steps: list[tuple[str, dict[str, Any]]], events: list[sk.Event]
+    rules: list[ast.Expr],
+    steps: list[tuple[str, dict[str, Any]]],
+    events: list[sk.Event],
+    memo: int,
 ) -> None:
     """Across a sequence of updates of one profile (several attributes at once, as
     the Engine applies them), ``update`` leaves out only rules that keep their verdict,
     decides others (``True``/``False``) exactly as a fresh evaluation does, and never
     asks to evaluate a conjunction of attribute leaves that are not time-relative;
-    ``verdicts`` gives every such conjunction's verdict for the new values."""
+    ``verdicts`` gives every such conjunction's verdict for the new values. Its
+    answers do not depend on what its memos (tiny ones forget at once) remember, nor,
+    when it does not read the context, on being given one."""
+    with mock.patch.object(changes_module, "MEMO", memo):
+        _check_update_decides_like_a_fresh_evaluation(rules, steps, events)
+
+
+def _check_update_decides_like_a_fresh_evaluation(
+    rules: list[ast.Expr], steps: list[tuple[str, dict[str, Any]]], events: list[sk.Event]
+) -> None:
     resolve = lambda name, key: False  # noqa: E731
     compiler = _Compiler(SCHEMA, resolve)
     index = ChangeIndex(list(enumerate(rules)), compiler)
@@ -171,6 +186,9 @@ def test_update_decides_like_a_fresh_evaluation(
             or type(current.get(name)) is not type(new.get(name))
         ]
         verdicts = index.update(changes, new, ctx)
+        assert index.update(changes, new, ctx) == verdicts  # again, from the memos
+        if not index.reads_context:
+            assert index.update(changes, new, None) == verdicts
         decided = index.verdicts(new)
         assert sorted(decided) == [n for n, expr in enumerate(rules) if _gated_conjunction(expr)]
         for number, fn in enumerate(fns):
@@ -184,6 +202,18 @@ def test_update_decides_like_a_fresh_evaluation(
             elif _gated_conjunction(rules[number]):
                 raise AssertionError(f"a conjunction was left to evaluate: {text}")
         current = new
+    conjunctions = index._conjunctions
+    for mask, named in index._decoded.items():  # each remembered mask names its bits
+        assert named == tuple(c for bit, c in enumerate(conjunctions) if mask >> bit & 1)
+    for names, gates in index._unchanged_memo.items():  # and each set of changed names
+        readers = [c for c in conjunctions if any(n in _read_by(rules[c]) for n in names)]
+        others = {n for c in readers for n in _read_by(rules[c])} - set(names)
+        assert [gate.name for gate in gates] == sorted(others)
+
+
+def _read_by(expr: ast.Expr) -> set[str]:
+    """The attributes a conjunction of attribute leaves reads."""
+    return {node.field for node in _flatten(expr)}
 
 
 def _gated_conjunction(expr: ast.Expr) -> bool:
@@ -276,6 +306,43 @@ def test_conjunctions_are_decided_by_gates() -> None:
         "pro_adults": False,
     }
     assert index.fields == {"age", "plan", "tags"}
+    assert index.reads_context  # any_pro's leaves are evaluated with the context
+
+
+def test_an_index_of_conjunctions_needs_no_context() -> None:
+    """When every rule is a conjunction of attribute leaves, ``update`` reads no
+    context (the Engine then builds none), and gives the same answers without one,
+    for one change or several in any order."""
+    schema = sk.Schema(attributes={"age": "int", "plan": "string", "country": "string"})
+    rules = [
+        ("adults", sk.parse("age >= 18").expr),
+        ("pro_adults", sk.parse('plan = "pro" and age >= 18').expr),
+        ("fr_pro", sk.parse('country = "FR" and plan = "pro"').expr),
+    ]
+    index = ChangeIndex(rules, _Compiler(schema, None))
+    assert not index.reads_context
+    profile = {"age": 20, "plan": "pro", "country": "FR"}
+    assert index.update([("age", 17, 20)], profile, None) == {"adults": True, "pro_adults": True}
+    profile = {"age": 20, "plan": "free", "country": "DE"}
+    for changes in (
+        [("plan", "pro", "free"), ("country", "FR", "DE")],
+        [("country", "FR", "DE"), ("plan", "pro", "free")],
+    ):
+        assert index.update(changes, profile, None) == {"pro_adults": False, "fr_pro": False}
+    profile = {"age": 20, "plan": "pro", "country": "FR"}
+    assert index.update([("country", "DE", "FR"), ("plan", "free", "pro")], profile, None) == {
+        "pro_adults": True,
+        "fr_pro": True,
+    }
+    profile = {"age": 12, "plan": "pro", "country": "FR"}
+    assert index.update([("plan", "free", "pro"), ("age", 20, 12)], profile, None) == {
+        "adults": False,
+        "fr_pro": True,
+    }
+    profile = {"age": 12, "plan": "pro", "country": "DE"}  # fr_pro's rise: vetoed by country
+    assert index.update([("plan", "free", "pro"), ("age", 20, 12)], profile, None) == {
+        "adults": False
+    }
 
 
 def test_gates_remember_answers_per_interval_and_forget_beyond_memo() -> None:

@@ -83,6 +83,19 @@ class EngineMachine(RuleBasedStateMachine):
     def _ensure(self, key: str) -> None:
         self.attrs.setdefault(key, {})
 
+    def _all_members(self) -> dict[str, set[str]]:
+        return {name: set(self._segment_members(name)) for name in [*self.rules, *self.static]}
+
+    def _check_change(self, change: sk.MembershipChange, before: dict[str, set[str]]) -> None:
+        """``change`` is exactly the model's net membership change since ``before``,
+        segments and keys sorted."""
+        after = self._all_members()
+        entered = {n: sorted(after[n] - before[n]) for n in sorted(after) if after[n] - before[n]}
+        exited = {n: sorted(before[n] - after[n]) for n in sorted(after) if before[n] - after[n]}
+        assert change == sk.MembershipChange(entered, exited)
+        assert list(change.entered) == list(entered)
+        assert list(change.exited) == list(exited)
+
     # --- operations -------------------------------------------------------------------------
 
     @initialize(
@@ -159,7 +172,8 @@ class EngineMachine(RuleBasedStateMachine):
     def upsert_batch(self, records: list[tuple[str, dict[str, Any]]], bulk: bool) -> None:
         """Upsert a batch, profile by profile or through the bulk (bitmap plan) path."""
         self.engine._bulk = 1 if bulk else 10**9
-        self.engine.upsert_many(records)
+        before = self._all_members()
+        change = self.engine.upsert_many(records)
         for key, values in records:
             stored = self.attrs.setdefault(key, {})
             for name, value in values.items():
@@ -167,18 +181,21 @@ class EngineMachine(RuleBasedStateMachine):
                     stored.pop(name, None)
                 else:
                     stored[name] = value
+        self._check_change(change, before)
 
     @rule(record=profiles())
     def upsert(self, record: tuple[str, dict[str, Any]]) -> None:
         """Merge attributes into a profile (None unsets)."""
         key, values = record
-        self.engine.upsert(key, values)
+        before = self._all_members()
+        change = self.engine.upsert(key, values)
         stored = self.attrs.setdefault(key, {})
         for name, value in values.items():
             if value is None:
                 stored.pop(name, None)
             else:
                 stored[name] = value
+        self._check_change(change, before)
 
     @rule(data=st.data(), key=st.sampled_from(KEYS))
     def track(self, data: st.DataObject, key: str) -> None:
@@ -507,3 +524,52 @@ def test_upserts_reevaluate_time_relative_rules_at_the_current_clock() -> None:
         rule = engine.segment(name).rule
         assert rule is not None
         assert engine.members(name).keys() == engine.query(rule).keys(), name
+
+
+def test_an_upsert_reports_its_segments_sorted_whatever_their_definition_order() -> None:
+    """One upsert moving a known profile in and out of several segments (decided by
+    gates and by evaluation alike) reports them sorted by name, exactly as a batch
+    of one reports them."""
+    for batch in (False, True):
+        engine = make_engine()
+        for name, text in [
+            ("zz_adult", "age >= 18"),
+            ("mm_fr", 'country = "FR"'),
+            ("yy_de_or_old", 'country = "DE" or age > 100'),
+            ("bb_minor", "age < 18"),
+            ("aa_adult_de", 'country = "DE" and age >= 18'),
+            ("cc_not_fr", 'not country = "FR"'),
+        ]:
+            engine.define(name, text)
+        record = {"age": 30, "country": "DE"}
+        change = engine.upsert_many([("c", record)]) if batch else engine.upsert("c", record)
+        assert repr(change) == (
+            "MembershipChange(entered={'aa_adult_de': ['c'], 'cc_not_fr': ['c'], "
+            "'yy_de_or_old': ['c'], 'zz_adult': ['c']}, "
+            "exited={'bb_minor': ['c'], 'mm_fr': ['c']})"
+        )
+
+
+def test_an_upsert_reads_the_clock_at_most_once_and_only_when_a_rule_needs_it() -> None:
+    """The clock is read once per upsert when a time-relative rule must be evaluated,
+    and not at all when every affected segment is decided without it."""
+    t0 = datetime(2024, 6, 30, 12, tzinfo=timezone.utc)
+    reads = []
+
+    def clock() -> datetime:
+        reads.append(1)
+        return t0
+
+    schema = sk.Schema(attributes={"seen": "datetime", "age": "int"}, timezone="UTC")
+    engine = sk.Engine(schema, clock=clock)
+    engine.define("adults", "age >= 18")
+    engine.upsert("a", {"age": 17, "seen": t0})
+    reads.clear()
+    assert engine.upsert("a", {"age": 18}) == sk.MembershipChange({"adults": ["a"]}, {})
+    assert reads == []
+    engine.define("recent_adult", "seen in last 1d and age >= 18")
+    reads.clear()
+    assert engine.upsert("a", {"age": 17}) == sk.MembershipChange(
+        {}, {"adults": ["a"], "recent_adult": ["a"]}
+    )
+    assert reads == [1]

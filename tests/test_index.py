@@ -115,6 +115,16 @@ class IndexMachine(RuleBasedStateMachine):
         self.index.set(pid, stored)
         self.model[pid] = stored
 
+    @rule(pid=IDS, value=st.none() | VALUES, extra=st.lists(VALUES, max_size=3))
+    def swap(self, pid: int, value: int | None, extra: list[int]) -> None:
+        """swap stores like set and returns the value the profile had (None: none)."""
+        stored: Any = value if value is None or not self.is_list else (value, *extra)
+        assert self.index.swap(pid, stored) == self.model.get(pid)
+        if stored is None:
+            self.model.pop(pid, None)
+        else:
+            self.model[pid] = stored
+
     @rule(pid=IDS)
     def unset(self, pid: int) -> None:
         self.index.unset(pid)
@@ -161,6 +171,19 @@ class IndexMachine(RuleBasedStateMachine):
         if hasattr(self, "model"):
             assert set(self.index.known) == set(self.model)
             assert self.index.value_of == self.model
+
+    @invariant()
+    def per_value_bitmaps_equal_a_fresh_build(self) -> None:
+        """Writes keep exactly the per-value (per-element) bitmaps a fresh index built
+        from the same values has: no stale id, no empty bitmap left behind."""
+        if not hasattr(self, "model") or self.index._by_value is None:
+            return
+        fresh = AttributeIndex(is_list=self.is_list, low_cardinality=10**6)
+        for pid, value in sorted(self.model.items()):
+            fresh.set(pid, value)
+        assert fresh._by_value is not None
+        got = {value: sorted(bm) for value, bm in self.index._by_value.items()}
+        assert got == {value: sorted(bm) for value, bm in fresh._by_value.items()}
 
 
 TestIndexMachine = IndexMachine.TestCase

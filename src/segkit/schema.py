@@ -435,6 +435,7 @@ _AS_IS: Final[dict[FieldType, type]] = {
     FieldType.BOOL: bool,
     FieldType.DATE: date,
 }
+_AS_IS_BY_VALUE: Final[dict[str, type]] = {t.value: kind for t, kind in _AS_IS.items()}
 
 
 def _coerce_field(
@@ -457,6 +458,11 @@ def _coerce_field(
     except _Naive as e:
         message = f"{prefix}{subject}: {e.message}" if subject else f"{prefix}{e.message}"
     raise SchemaError(message, key=key, field=field, value=value, expected=field_type.value)
+
+
+def _event_prefix(event: Event) -> str:
+    """The start of every error message about ``event`` (built only when one is raised)."""
+    return f"event {_show(event.name)} of {_show(event.key)}: "
 
 
 def _did_you_mean(name: object, candidates: Iterable[str]) -> str:
@@ -806,8 +812,11 @@ class Schema:
             )
         out: dict[str, Any] = {}
         tz = self._tz
+        types = self._attributes
+        # the plain dict inside: its ``get`` runs no Python code (Mapping.get does)
+        lookup = types._data if type(types) is _FrozenDict else types
         for name, value in attributes.items():
-            field_type = self._attributes.get(name)
+            field_type = lookup.get(name)
             if field_type is None:
                 if self.extra == "ignore":
                     continue
@@ -822,7 +831,9 @@ class Schema:
                 out[name] = None
                 continue
             kind = type(value)
-            if kind is _AS_IS.get(field_type) and (kind is not float or math.isfinite(value)):
+            # by the type's string value: hashing the enum member would run Python code
+            as_is = _AS_IS_BY_VALUE.get(field_type._value_)
+            if kind is as_is and (kind is not float or math.isfinite(value)):
                 out[name] = value  # already what is stored: nothing to coerce
                 continue
             try:  # the fast path; _coerce_field builds the error message on failure
@@ -862,26 +873,28 @@ class Schema:
         """
         if not isinstance(event, Event):
             raise SchemaError(f"expected an Event, got {_describe(event)}", value=event)
-        prefix = f"event {_show(event.name)} of {_show(event.key)}: "
         event_type = self._events.get(event.name)
         if event_type is None:
             raise SchemaError(
-                f"{prefix}unknown event type{_did_you_mean(event.name, self._events)}",
+                f"{_event_prefix(event)}unknown event type"
+                f"{_did_you_mean(event.name, self._events)}",
                 key=event.key,
                 value=event.name,
             )
-        try:
-            at = _localize(event.at, self._tz, "timestamp")
-        except _Naive as e:
-            message = prefix + e.message
-        except _Reject as e:
-            message = f"{prefix}timestamp {_describe(event.at)} is {e.hint}"
-        else:
-            message = ""
-        if message:
-            raise SchemaError(
-                message, key=event.key, field="at", value=event.at, expected="datetime"
-            )
+        at = event.at
+        if type(at) is not datetime or at.tzinfo is not timezone.utc:  # else: stored as it is
+            try:
+                at = _localize(at, self._tz, "timestamp")
+            except _Naive as e:
+                message = _event_prefix(event) + e.message
+            except _Reject as e:
+                message = f"{_event_prefix(event)}timestamp {_describe(event.at)} is {e.hint}"
+            else:
+                message = ""
+            if message:
+                raise SchemaError(
+                    message, key=event.key, field="at", value=event.at, expected="datetime"
+                )
         declared = event_type.properties
         properties: dict[str, Any] = {}
         for name, value in event.properties.items():
@@ -890,23 +903,28 @@ class Schema:
                 if self.extra == "ignore":
                     continue
                 raise SchemaError(
-                    f"{prefix}unknown property {_show(name)}{_did_you_mean(name, declared)}",
+                    f"{_event_prefix(event)}unknown property {_show(name)}"
+                    f"{_did_you_mean(name, declared)}",
                     key=event.key,
                     field=name,
                     value=value,
                 )
-            properties[name] = (
-                None
-                if value is None
-                else _coerce_field(
-                    field_type,
-                    value,
-                    self._tz,
-                    prefix=prefix,
-                    subject=f"property {_show(name)}",
-                    key=event.key,
-                    field=name,
-                )
+            if value is None:
+                properties[name] = None
+                continue
+            kind = type(value)
+            as_is = _AS_IS_BY_VALUE.get(field_type._value_)
+            if kind is as_is and (kind is not float or math.isfinite(value)):
+                properties[name] = value  # already what is stored: nothing to coerce
+                continue
+            properties[name] = _coerce_field(
+                field_type,
+                value,
+                self._tz,
+                prefix=_event_prefix(event),
+                subject=f"property {_show(name)}",
+                key=event.key,
+                field=name,
             )
         return Event(event.key, event.name, at, properties)
 

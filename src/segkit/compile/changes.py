@@ -22,8 +22,10 @@ read consulted, with the profile's current values. Gates remember their answers:
 * otherwise (``contains``, ``matches``, ``has any``, lists, a datetime compared
   with a date, ...) it is kept per value, in a bounded table.
 
-No per-profile state is kept, so nothing needs maintaining when profiles are
-created, deleted or merged. Rules relative to the current time are never
+Which conjunctions a moved mask names is remembered too (per mask, at most
+:data:`MEMO`), as are the gates of the other attributes to consult for a set of
+changed attributes. No per-profile state is kept, so nothing needs maintaining
+when profiles are created, deleted or merged. Rules relative to the current time are never
 conjunctions in this sense. (Keeping a bitmap of the profiles satisfying each
 leaf would decide conjunctions too, but costs work for every leaf a change flips
 (a new random ``age`` flips about fifteen of the ``age`` leaves of the hundred
@@ -326,7 +328,15 @@ class ChangeIndex(Generic[S]):
     {'pro_30s': True}
     """
 
-    __slots__ = ("_conjunctions", "_fields", "_gates", "_others_read")
+    __slots__ = (
+        "_conjunctions",
+        "_decoded",
+        "_fields",
+        "_gates",
+        "_others",
+        "_others_read",
+        "_unchanged_memo",
+    )
 
     def __init__(self, rules: Iterable[tuple[S, ast.Expr]], compiler: _Compiler) -> None:
         self._fields: dict[str, _Field[S]] = {}
@@ -352,6 +362,15 @@ class ChangeIndex(Generic[S]):
         everyone = (1 << len(self._conjunctions)) - 1
         for gate in self._gates.values():
             gate.everyone = everyone
+        # for each gated attribute: the gates of the other attributes its conjunctions read
+        self._others: dict[str, tuple[_Gate, ...]] = {
+            name: tuple(self._gates[o] for o in self._others_read.get(name, ()))
+            for name in self._gates
+        }
+        # the same for several changed attributes, by their names (at most MEMO)
+        self._unchanged_memo: dict[tuple[str, ...], tuple[_Gate, ...]] = {}
+        # the conjunctions whose bits a mask sets, by mask (at most MEMO)
+        self._decoded: dict[int, tuple[S, ...]] = {}
 
     def _field(self, name: str) -> _Field[S]:
         fld = self._fields.get(name)
@@ -377,6 +396,13 @@ class ChangeIndex(Generic[S]):
     def fields(self) -> frozenset[str]:
         """The attributes read by at least one rule."""
         return frozenset({*self._fields, *self._gates})
+
+    @property
+    def reads_context(self) -> bool:
+        """Whether :meth:`update` and :meth:`affected` read their ``ctx`` (the key,
+        events and ``now``): only leaves of rules other than conjunctions of
+        attribute leaves do; when ``False``, ``ctx`` may be ``None``."""
+        return bool(self._fields)
 
     def affected(
         self, field: str, old: Any, new: Any, ctx: _Ctx, into: dict[S, bool] | None = None
@@ -410,7 +436,10 @@ class ChangeIndex(Generic[S]):
         return out
 
     def update(
-        self, changes: Sequence[tuple[str, Any, Any]], values: Mapping[str, Any], ctx: _Ctx
+        self,
+        changes: Sequence[tuple[str, Any, Any]],
+        values: Mapping[str, Any],
+        ctx: _Ctx | None,
     ) -> dict[S, bool | None]:
         """The segments whose verdict a profile's attribute changes can alter.
 
@@ -419,7 +448,8 @@ class ChangeIndex(Generic[S]):
         its new verdict (``True``/``False``: decided without evaluating its rule)
         or to ``None``: evaluate the rule again. A conjunction of attribute leaves
         is never ``None``, and appears only when its verdict may have changed
-        (when the change made it false, it may have been false already).
+        (when the change made it false, it may have been false already). ``ctx``
+        may be ``None`` when :attr:`reads_context` is ``False``.
         """
         out: dict[S, bool | None] = {}
         gates = self._gates
@@ -428,25 +458,37 @@ class ChangeIndex(Generic[S]):
             for name, old, new in changes:
                 gate = gates.get(name)
                 if gate is not None:
-                    before &= gate.passes(old)
-                    after &= gate.passes(new)
+                    try:  # the remembered answers first (what gate.passes does, without a call)
+                        was, now = gate.by_value.get(old), gate.by_value.get(new)
+                    except TypeError:  # unhashable
+                        was = now = None
+                    before &= gate.passes(old) if was is None else was
+                    after &= gate.passes(new) if now is None else now
             moved = before ^ after
-            if moved & after:  # some may hold now: the other attributes they read have a say
-                others = self._others_read
-                if len(changes) == 1:
-                    unchanged: Iterable[str] = others.get(changes[0][0], ())
-                else:
-                    changed = {name for name, _, _ in changes}
-                    unchanged = {o for n in changed for o in others.get(n, ()) if o not in changed}
-                for name in unchanged:
-                    moved &= gates[name].passes(values.get(name))
-            conjunctions = self._conjunctions
-            while moved:
-                bit = moved & -moved  # the lowest bit set
-                out[conjunctions[bit.bit_length() - 1]] = bool(after & bit)
-                moved ^= bit
+            if moved:
+                rising = moved & after
+                if rising:  # some may hold now: the other attributes they read have a say
+                    unchanged = (
+                        self._others[changes[0][0]]
+                        if len(changes) == 1
+                        else self._unchanged_memo.get(tuple([c[0] for c in changes]))
+                        or self._unchanged(changes)
+                    )
+                    for gate in unchanged:
+                        if moved & gate.readers:  # else it passes every moved bit
+                            moved &= gate.passes(values.get(gate.name))
+                    rising &= moved
+                decoded = self._decoded
+                if rising:
+                    for segment in decoded.get(rising) or self._decode(rising):
+                        out[segment] = True
+                falling = moved ^ rising
+                if falling:
+                    for segment in decoded.get(falling) or self._decode(falling):
+                        out[segment] = False
         fields = self._fields
         if fields:
+            assert ctx is not None, "this index reads the context (see reads_context)"
             for name, old, new in changes:
                 fld = fields.get(name)
                 if fld is None:
@@ -468,6 +510,35 @@ class ChangeIndex(Generic[S]):
         for name, gate in self._gates.items():
             holds &= gate.passes(values.get(name))
         return {segment: bool(holds >> bit & 1) for bit, segment in enumerate(self._conjunctions)}
+
+    def _unchanged(self, changes: Sequence[tuple[str, Any, Any]]) -> tuple[_Gate, ...]:
+        """The gates of the attributes, other than the changed ones, that the
+        conjunctions reading a changed attribute read (remembered by the names)."""
+        names = tuple([name for name, _, _ in changes])
+        others = self._others_read
+        read = {o for name in names for o in others.get(name, ())}.difference(names)
+        found = tuple(self._gates[name] for name in sorted(read))
+        memo = self._unchanged_memo
+        if len(memo) >= MEMO:
+            memo.clear()
+        memo[names] = found
+        return found
+
+    def _decode(self, mask: int) -> tuple[S, ...]:
+        """The conjunctions whose bits ``mask`` sets, in bit order (remembered by mask)."""
+        conjunctions = self._conjunctions
+        out = []
+        rest = mask
+        while rest:
+            bit = rest & -rest  # the lowest bit set
+            out.append(conjunctions[bit.bit_length() - 1])
+            rest ^= bit
+        found = tuple(out)
+        decoded = self._decoded
+        if len(decoded) >= MEMO:
+            decoded.clear()
+        decoded[mask] = found
+        return found
 
     def _members(self, mask: int) -> Iterator[tuple[S, int]]:
         """The conjunctions whose bits ``mask`` sets, with their bits."""

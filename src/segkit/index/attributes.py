@@ -239,17 +239,48 @@ class AttributeIndex:
 
     def set(self, pid: int, value: Any) -> None:
         """Store ``value`` for profile ``pid`` (``None`` unsets)."""
+        self.swap(pid, value)
+
+    def swap(self, pid: int, value: Any) -> Any:
+        """Store ``value`` for profile ``pid`` (``None`` unsets); return the value it
+        had (``None`` when it had none): one call where ``get`` then ``set`` take two.
+
+        >>> idx = AttributeIndex(is_list=False)
+        >>> idx.swap(7, 31), idx.swap(7, 32), idx.swap(7, None), idx.get(7)
+        (None, 31, 32, None)
+
+        .. versionadded:: 0.1.0
+        """
         values = self._values
         old = values[pid] if pid < len(values) else None
         if old is not None:
             if old == value and type(old) is type(value):
-                return
-            if value is not None and not self.is_list:
-                self._replace(pid, old, value)
-                return
-            self._drop(pid, old)
+                return old
+            if value is None:
+                self._drop(pid, old)
+            elif self.is_list:
+                self._replace_list(pid, old, value)
+            else:  # a scalar changes: ``known`` stays (inlined: the hot path of upserts)
+                values[pid] = value
+                if self._column is not None:
+                    self._dirty.add(pid)
+                by_value = self._by_value
+                if by_value is not None:
+                    bm = by_value.get(old)
+                    if bm is not None:
+                        bm.discard(pid)
+                        if not bm:
+                            del by_value[old]
+                    bm = by_value.get(value)
+                    if bm is None:
+                        if len(by_value) >= self._low_cardinality:
+                            self._by_value = None
+                            return old
+                        by_value[value] = bm = BitMap()
+                    bm.add(pid)
+            return old
         if value is None:
-            return
+            return None
         if pid >= len(values):
             values.extend([None] * max(pid + 1 - len(values), len(values) // 4))
         values[pid] = value
@@ -269,9 +300,10 @@ class AttributeIndex:
             if bm is None:
                 if len(by_value) >= self._low_cardinality:
                     self._by_value = None
-                    return
+                    return None
                 by_value[value] = bm = BitMap()
             bm.add(pid)
+        return None
 
     def unset(self, pid: int) -> None:
         """Forget profile ``pid``'s value."""
@@ -279,26 +311,26 @@ class AttributeIndex:
         if old is not None:
             self._drop(pid, old)
 
-    def _replace(self, pid: int, old: Any, value: Any) -> None:
-        """A scalar value changes from ``old`` to ``value`` (both known): ``known`` stays."""
+    def _replace_list(self, pid: int, old: Any, value: Any) -> None:
+        """A list value changes from ``old`` to ``value`` (both known): only the
+        elements that enter or leave it touch their bitmaps; ``known`` stays."""
         self._values[pid] = value
         if self._column is not None:
             self._dirty.add(pid)
         by_value = self._by_value
-        if by_value is None:
-            return
-        bm = by_value.get(old)
-        if bm is not None:
-            bm.discard(pid)
-            if not bm:
-                del by_value[old]
-        bm = by_value.get(value)
-        if bm is None:
-            if len(by_value) >= self._low_cardinality:
-                self._by_value = None
-                return
-            by_value[value] = bm = BitMap()
-        bm.add(pid)
+        assert by_value is not None
+        was, now = set(old), set(value)
+        for element in was - now:
+            bm = by_value.get(element)
+            if bm is not None:
+                bm.discard(pid)
+                if not bm:
+                    del by_value[element]
+        for element in now - was:
+            bm = by_value.get(element)
+            if bm is None:
+                by_value[element] = bm = BitMap()
+            bm.add(pid)
 
     def _drop(self, pid: int, old: Any) -> None:
         self._values[pid] = None
