@@ -223,15 +223,12 @@ def segkit_tools(
     log: data.FunnelLog, size: str
 ) -> tuple[dict[str, Callable[[], Answer]], dict[str, int]]:
     """segkit's ways of running the funnel, and the timed runs each gets (0: default)."""
-    import numpy as np
-
     from segkit.analysis._funnel_options import use_backend
 
     funnel = segkit_funnel()
     idmap = IdMap()
     for key in log.keys:  # the entity with id i is log.keys[i], as in an Engine
         idmap.assign(key)
-    names_array = np.array(data.FUNNEL_EVENTS)[log.event]
     keys, names, times = log.key_column(), log.name_column(), log.time_column()
 
     def pure(run: Callable[[], Any]) -> Callable[[], Answer]:
@@ -242,8 +239,12 @@ def segkit_tools(
         return go
 
     tools: dict[str, Callable[[], Answer]] = {
+        # the peers' columns: ids, event codes of a fixed category list (their Enum,
+        # ENUM and category columns), µs
         MAIN: lambda: answer_of(
-            funnel.evaluate_columns(log.entity, names_array, log.ts_us, idmap=idmap).report()
+            funnel.evaluate_columns(
+                log.entity, log.event, log.ts_us, idmap=idmap, categories=data.FUNNEL_EVENTS
+            ).report()
         ),
         "segkit (lists of str and int)": lambda: answer_of(
             funnel.evaluate_columns(keys, names, times).report()

@@ -317,3 +317,171 @@ def test_without_numpy_the_pure_engine_gives_the_same_report() -> None:
         here = funnel.evaluate_columns(keys, names, times)
         assert numpy_enabled(len(keys))
     assert json.loads(report) == json.loads(json.dumps(here.report().to_dict()))
+
+
+# --- coded names, time codes and key packing (issue 5: the funnel within 2x of polars) ---------
+
+CATEGORIES = ("z", "d", "c", "b", "a", "unused")  # codes in another order than NAMES
+
+
+@given(funnels(), logs())
+def test_coded_names_give_identical_reports(funnel: Funnel, rows: list[Any]) -> None:
+    """Names as codes of categories (list, numpy, pandas, polars Enum): same as strings."""
+    import pandas as pd
+    import polars as pl
+
+    keys, names, times, props = _columns(rows)
+    codes = [CATEGORIES.index(name) for name in names]
+
+    def run() -> Any:
+        as_strings = funnel.evaluate_columns(keys, names, times, properties=props)
+        forms = [
+            funnel.evaluate_columns(keys, codes, times, properties=props, categories=CATEGORIES),
+            funnel.evaluate_columns(
+                keys,
+                np.array(codes, dtype=np.uint8),
+                np.array(times, dtype=np.int64),
+                properties=props,
+                categories=list(CATEGORIES),
+            ),
+            funnel.evaluate_columns(
+                keys, pd.Categorical(names, categories=CATEGORIES), times, properties=props
+            ),
+            funnel.evaluate_columns(
+                keys,
+                pd.Series(names, dtype=pd.CategoricalDtype(CATEGORIES)),
+                times,
+                properties=props,
+            ),
+            funnel.evaluate_columns(
+                keys, pl.Series(names, dtype=pl.Enum(CATEGORIES)), times, properties=props
+            ),
+        ]
+        return [_snapshot(as_strings.report())] + [_snapshot(f.report()) for f in forms]
+
+    pure, fast = _both(run)
+    assert pure == fast
+    assert all(form == pure[0] for form in pure)
+
+
+def test_missing_categorical_names_are_in_no_step(backend: str) -> None:
+    """A missing name in a pandas or polars categorical column matches no step."""
+    import pandas as pd
+    import polars as pl
+
+    funnel = Funnel(["a", "b"])
+    names = ["a", None, "b", "a"]
+    keys, times = ["u", "u", "u", "v"], [0, 1, 2, 3]
+    for column in (
+        pd.Categorical(names, categories=["a", "b"]),
+        pl.Series(names, dtype=pl.Enum(["a", "b"])),
+    ):
+        report = funnel.evaluate_columns(keys, column, times).report()
+        assert [s.count for s in report.steps] == [2, 1]
+        assert report.levels() == {"u": 2, "v": 1}
+
+
+def test_bad_codes_raise_the_same_error(backend: str) -> None:
+    """A code outside the categories, or not an int, is refused with the same message."""
+    funnel = Funnel(["a", "b"])
+    cases = [
+        ([0, 2], "names[1] is 2"),
+        (np.array([0, 2], dtype=np.uint8), "names[1] is 2"),
+        (np.array([1, -1]), "names[1] is -1"),
+        (np.array([0.0, 1.0]), "names[0] is 0.0"),
+        ([0, True], "names[1] is True"),
+        (["a", "b"], "names[0] is 'a'"),
+    ]
+    for codes, where in cases:
+        with pytest.raises(ValueError, match="integer codes") as info:
+            funnel.evaluate_columns(["u", "u"], codes, [0, 1], categories=["a", "b"])
+        assert str(info.value) == (
+            f"names must be integer codes of categories (0 <= code < 2): {where}"
+        )
+
+
+def test_string_columns_match_whole_names_only(backend: str) -> None:
+    """A numpy string column: a name sharing a first letter, a prefix or a longer step
+    name does not match; a step name ending in NUL matches nothing (numpy strips it)."""
+    names = np.array(["ab", "a", "abc", "b", "a\0", "bz"])
+    keys = ["u", "u", "u", "u", "u", "v"]
+    times = [0, 1, 2, 3, 4, 5]
+    report = Funnel(["a", "b"]).evaluate_columns(keys, names, times).report()
+    assert report.levels() == {"u": 2}
+    assert Funnel(["abcd", "b"]).evaluate_columns(keys, names, times).report().levels() == {"u": 0}
+    assert Funnel(["a\0", "b"]).evaluate_columns(keys, names, times).report().entered == 0
+
+
+@pytest.mark.parametrize("key_bits", [62, 14, 9])
+@pytest.mark.parametrize("order", ["ordered", "any"])
+def test_time_ranks_grains_and_dense_labels_give_identical_reports(
+    monkeypatch: pytest.MonkeyPatch, key_bits: int, order: str
+) -> None:
+    """Whatever the time codes (offsets, whole seconds, ranks) and labels (ids, dense),
+    including time spans past 2**62 and unsorted logs, the engines agree."""
+    from segkit.analysis import _funnel_numpy
+
+    monkeypatch.setattr(_funnel_numpy, "_KEY_BITS", key_bits)
+    rng = np.random.default_rng(5)
+    size = 2_500
+    idmap = IdMap()
+    for i in range(400):
+        idmap.assign(f"k{i}")
+    ids = rng.integers(0, 400, size)
+    names = [NAMES[i] for i in rng.integers(0, len(NAMES), size).tolist()]
+    seconds = rng.integers(0, 3_000, size) * 1_000_000
+    spans = {
+        "minutes": BASE_US + seconds,  # whole seconds
+        "micros": BASE_US + seconds + rng.integers(0, 2, size),
+        "huge": np.where(rng.random(size) < 0.5, -(2**62), 2**62) + seconds,
+        # offsets of 53 bits: too wide to pack with the attempt's index to pick the best
+        "wide": BASE_US + seconds + np.where(rng.random(size) < 0.3, 2**52 + 1, 0),
+    }
+    for label, times in spans.items():
+        for sort in (False, True):
+            t = np.sort(times) if sort else times
+            funnel = Funnel(["a", "b", "c"], window=timedelta(minutes=20), order=order)  # type: ignore[arg-type]
+
+            def run(funnel: Funnel = funnel, t: Any = t) -> Any:
+                return _snapshot(funnel.evaluate_columns(ids, names, t, idmap=idmap).report())
+
+            pure, fast = _both(run)
+            assert pure == fast, (label, sort)
+
+
+def test_clock_picks_offsets_grains_or_ranks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The time codes: plain offsets when they fit, whole seconds next, else ranks."""
+    from segkit.analysis._funnel_numpy import _Clock
+
+    t = np.array([5_000_000, 2_000_000, 2_000_000, 9_000_000], dtype=np.int64)
+    plain = _Clock(t, 20)
+    assert (plain.grain, plain.code.tolist(), plain.bits) == (1, [3_000_000, 0, 0, 7_000_000], 23)
+    seconds = _Clock(t, 40)
+    assert (seconds.grain, seconds.code.tolist(), seconds.bits) == (1_000_000, [3, 0, 0, 7], 3)
+    assert seconds.times(seconds.code).tolist() == t.tolist()
+    assert seconds.limit(seconds.code, 2_500_000).tolist() == [5, 2, 2, 7]
+    ranks = _Clock(t + np.array([0, 0, 1, 0]), 59)
+    assert ranks.unique is not None
+    assert (ranks.code.tolist(), ranks.bits) == ([2, 0, 1, 3], 2)
+    assert ranks.limit(ranks.code, 3_000_000).tolist() == [2, 2, 2, 3]
+    assert ranks.limit(ranks.code, None).tolist() == [3, 3, 3, 3]
+
+
+def test_time_spans_past_2_to_the_63_keep_exact_windows(backend: str) -> None:
+    """Times from near the int64 minimum to near its maximum, with a window of 100
+    million days: the window ends neither wrap nor move, in either engine."""
+    window = timedelta(days=100_000_000)
+    window_us = window // timedelta(microseconds=1)
+    low, high = -(2**63) + 5, 2**63 - 10
+    keys = ["u", "u", "v", "v", "w", "w", "x", "x"]
+    names = ["a", "b"] * 4
+    times = [
+        high - 90, high,  # both near the maximum
+        low, low + window_us + 1,  # one µs past the window's end
+        0, 2**62,  # within the window
+        low + 1, low + 1 + window_us,  # exactly at the window's end
+    ]  # fmt: skip
+    report = Funnel(["a", "b"], window=window).evaluate_columns(keys, names, times).report()
+    assert report.levels() == {"u": 2, "v": 1, "w": 2, "x": 2}
+    assert report.steps[1].time_from_previous is not None
+    assert report.steps[1].time_from_previous.max == window

@@ -22,7 +22,7 @@ from typing import Any, Final
 from segkit.errors import SchemaError
 from segkit.records import Event, IdMap, Profile, _describe, _parse_iso_datetime, _show
 
-__all__ = ["Columns", "Matcher", "from_us", "ingest", "ingest_columns", "to_us"]
+__all__ = ["Columns", "Matcher", "coded_names", "from_us", "ingest", "ingest_columns", "to_us"]
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _US: Final = timedelta(microseconds=1)
@@ -301,6 +301,69 @@ def ingest(
         all_masks[slot].append(mask)
     builder.add_profiles(matcher, profiles)
     return builder.finish()
+
+
+def coded_names(names: Any, categories: Sequence[Any] | None) -> tuple[Any, Sequence[Any] | None]:
+    """``names`` as ``(integer codes, categories)`` when they come coded, else ``(names, None)``.
+
+    Coded names are integer codes of ``categories`` (checked: ``0 <= code <
+    len(categories)``), a pandas categorical column (``Categorical`` or a ``category``
+    Series) or a polars ``Enum`` Series; their missing values become a ``None``
+    category, which no step matches.
+
+    >>> coded_names([1, 0, 1], ["visit", "buy"])
+    ([1, 0, 1], ['visit', 'buy'])
+    >>> coded_names(["visit"], None)
+    (['visit'], None)
+    >>> coded_names([0, 2], ["visit", "buy"])
+    Traceback (most recent call last):
+    ...
+    ValueError: names must be integer codes of categories (0 <= code < 2): names[1] is 2
+    """
+    if categories is None:
+        dtype = getattr(names, "dtype", None)
+        if getattr(dtype, "name", None) == "category" and hasattr(dtype, "categories"):
+            import numpy as np  # a pandas column: numpy is installed
+
+            column = getattr(names, "cat", names)  # a Series' accessor, or a Categorical
+            codes = np.asarray(column.codes)
+            found = list(column.categories)
+            if codes.size and int(codes.min()) < 0:  # -1: a missing value
+                codes = np.where(codes < 0, len(found), codes)
+                found.append(None)
+            return codes, found
+        if type(dtype).__name__ == "Enum" and type(names).__module__.startswith("polars"):
+            found = list(dtype.categories.to_list())  # type: ignore[union-attr]
+            codes = names.to_physical().fill_null(len(found)).to_numpy()
+            if names.null_count():
+                found.append(None)
+            return codes, found
+        return names, None
+    size = len(categories)
+    bad: tuple[int, Any] | None = None
+    kind = getattr(getattr(names, "dtype", None), "kind", None)
+    if kind is not None and getattr(names, "ndim", 1) == 1:  # a numpy array
+        if kind not in "iu":
+            bad = (0, names[0].item()) if len(names) else None
+        elif len(names) and (int(names.min()) < 0 or int(names.max()) >= size):
+            import numpy as np
+
+            i = int(np.flatnonzero((names < 0) | (names >= size))[0])
+            bad = (i, names[i].item())
+    else:
+        for i, code in enumerate(names):
+            if type(code) is not int and (isinstance(code, bool) or not isinstance(code, int)):
+                bad = (i, code)
+                break
+            if not 0 <= code < size:
+                bad = (i, code)
+                break
+    if bad is not None:
+        raise ValueError(
+            f"names must be integer codes of categories (0 <= code < {size}):"
+            f" names[{bad[0]}] is {bad[1]!r}"
+        )
+    return names, categories
 
 
 def ingest_columns(

@@ -10,20 +10,27 @@ compares the two on random event logs.
 
 How it works:
 
-1. each event's name becomes a step number (``where`` filters run in Python, on the
-   events of their names only); events in no step are dropped;
-2. entities are numbered by first appearance (a dict over the keys, or the ids
-   themselves when the keys are integer ids of an ``idmap``) and the step events are
-   sorted by ``(entity, time, step)``: the events of an entity are then contiguous,
-   in time order, a step before the next one at equal times;
-3. every step-0 event opens an attempt; step ``k`` of all attempts at once is one
-   :func:`numpy.searchsorted` in the positions of the step-``k`` events: the first
-   one after the attempt's step ``k - 1`` (after all the events at its time with
-   ``ties="strictly_later"``), kept when it belongs to the same entity and lies in
-   the window;
-4. each entity's attempt is chosen by the documented key (furthest step, earliest
+1. each event's name becomes a step number: through a small table when the names
+   come as integer codes of ``categories`` (or as a pandas/polars categorical
+   column), by comparing the characters of a numpy string column with the step
+   names only where the first character matches, or through a dict; ``where``
+   filters run in Python, on the events of their names only; events in no step are
+   dropped;
+2. entities are numbered by first appearance (a dict over the keys), or keep their
+   ids when the keys are integer ids of an ``idmap``; times become codes that keep
+   their order: ``t - min(t)``, or the rank of ``t`` among the distinct times when
+   that does not fit beside the entity in 62 bits;
+3. each step's events become one sorted int64 array of ``entity << bits | time``
+   keys (``np.sort``, no argsort): the events of an entity are contiguous, in time
+   order;
+4. every step-0 event opens an attempt; step ``k`` of all attempts at once is one
+   :func:`numpy.searchsorted` of the attempts' step ``k - 1`` keys in the step-``k``
+   keys: the first key at or after it (after it with ``ties="strictly_later"``) is
+   the entity's next step-``k`` event, kept when it is at most the attempt's
+   ``entity << bits | deadline`` (same entity, in the window: one comparison);
+5. each entity's attempt is chosen by the documented key (furthest step, earliest
    time reached, latest start) with three segmented reductions;
-5. the outcome rows go straight into :class:`FunnelOutcomes`' arrays, and
+6. the outcome rows go straight into :class:`FunnelOutcomes`' arrays, and
    :func:`aggregate` computes a report's counts, times and histograms vectorised.
 
 .. versionadded:: 0.1.0
@@ -32,12 +39,11 @@ How it works:
 from __future__ import annotations
 
 import array
-import itertools
 import operator
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from fractions import Fraction
-from itertools import repeat
+from itertools import compress, count, repeat
 from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
@@ -57,6 +63,8 @@ from segkit.analysis._funnel_report import (
 from segkit.records import Event, IdMap
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from segkit.analysis._funnel_default import Spec
 
 __all__ = ["Prepared", "aggregate", "evaluate", "prepare_columns", "prepare_events"]
@@ -64,28 +72,31 @@ __all__ = ["Prepared", "aggregate", "evaluate", "prepare_columns", "prepare_even
 I64 = npt.NDArray[np.int64]
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _US: Final = timedelta(microseconds=1)
-#: Pure Python's deadline without a window (a step later than this never counts).
-_INF: Final = 2**62
 _I64_MAX: Final = 2**63 - 1
+#: Bits of a sort key (``entity << bits | time code``): the key of an attempt's
+#: deadline stays below the int64 maximum, which ends every step's keys. Tests lower
+#: it to reach the time ranks and the dense relabelling.
+_KEY_BITS = 62
 
 
 class Prepared:
     """The step events of a log, numbered: what :func:`evaluate` needs.
 
-    ``label``, ``step`` and ``t`` have one entry per step event; ``label`` tells the
-    entities apart. Sorted by label, the entities are in slot order (order of first
-    appearance) unless ``slot_of_entity`` gives each one's slot (in label order).
-    ``keys`` and ``ids`` are indexed by slot.
+    ``label``, ``step`` and ``t`` have one entry per step event (in input order);
+    ``label`` (>= 0) tells the entities apart: it is the entity's slot, or its id
+    when ``slot_of_label`` (indexed by id, -1 elsewhere) gives the slots. Slots
+    number the entities in order of first appearance; ``keys`` and ``ids`` are
+    indexed by slot.
     """
 
-    __slots__ = ("extra_ids", "idmap", "ids", "keys", "label", "slot_of_entity", "step", "t")
+    __slots__ = ("extra_ids", "idmap", "ids", "keys", "label", "slot_of_label", "step", "t")
 
     def __init__(
         self,
         label: I64,
-        step: I64,
+        step: npt.NDArray[np.int8],
         t: I64,
-        slot_of_entity: I64 | None,
+        slot_of_label: I64 | None,
         keys: list[str],
         ids: Sequence[int],
         idmap: IdMap,
@@ -94,7 +105,7 @@ class Prepared:
         self.label = label
         self.step = step
         self.t = t
-        self.slot_of_entity = slot_of_entity
+        self.slot_of_label = slot_of_label
         self.keys = keys
         self.ids = ids
         self.idmap = idmap
@@ -104,40 +115,73 @@ class Prepared:
 # --- input ----------------------------------------------------------------------------------------
 
 
+def _name_codes(matcher: Matcher) -> dict[str, int]:
+    """Step number + 1 of every step event name; -1 for names with a ``where`` filter."""
+    # one bit per name: the vectorised case has distinct step events and no exclusions
+    codes = {name: mask.bit_length() for name, mask in matcher.plain.items() if mask}
+    codes.update((name, -1) for name in matcher.by_name if name not in matcher.plain)
+    return codes
+
+
+def _string_codes(names: npt.NDArray[np.str_], code_of: Mapping[str, int]) -> npt.NDArray[np.int8]:
+    """The codes of a numpy string column: the first characters are compared with each
+    name's first character, the whole strings only where that one matches."""
+    size = names.shape[0]
+    codes = np.zeros(size, dtype=np.int8)
+    width = names.dtype.itemsize // 4
+    if not size or not width:
+        return codes
+    names = np.ascontiguousarray(names)
+    first = names.view(np.uint32).reshape(size, width)[:, 0].copy()
+    for name, code in code_of.items():
+        # numpy strips trailing NULs (so does .tolist()): such a name matches no string
+        if not name or len(name) > width or name.endswith("\0"):
+            continue
+        at = np.flatnonzero(first == ord(name[0]))
+        if len(name) > 1 or width > 1:
+            at = at[names[at] == name]
+        codes[at] = code
+    return codes
+
+
 def _step_codes(
     names: Sequence[str] | Any,
     matcher: Matcher,
     filtered_mask: Callable[[int, str], int],
-) -> I64:
-    """Step number + 1 of every event (0: in no step); ``where`` filters evaluated."""
-    count = len(names)
-    # one bit per name: the vectorised case has distinct step events and no exclusions
-    plain_code = {name: mask.bit_length() for name, mask in matcher.plain.items() if mask}
-    filtered = [name for name in matcher.by_name if name not in matcher.plain]
-    if isinstance(names, np.ndarray) and names.dtype.kind == "U":
-        codes = np.zeros(count, dtype=np.int64)
-        for name, code in plain_code.items():
-            codes[names == name] = code
-        for name in filtered:
-            codes[names == name] = -1
+    categories: Sequence[Any] | None = None,
+) -> npt.NDArray[np.int8]:
+    """Step number + 1 of every event (0: in no step); ``where`` filters evaluated.
+
+    With ``categories``, ``names`` are integer codes (checked by the caller).
+    """
+    code_of = _name_codes(matcher)
+    count_ = len(names)
+    if categories is not None:
+        table = np.fromiter(
+            map(code_of.get, categories, repeat(0)), dtype=np.int8, count=len(categories)
+        )
+        codes = table[np.asarray(names)] if count_ else np.zeros(0, dtype=np.int8)
+    elif isinstance(names, np.ndarray) and names.dtype.kind == "U":
+        codes = _string_codes(names, code_of)
     else:
-        lookup: dict[str, int] = dict(plain_code)
-        lookup.update(dict.fromkeys(filtered, -1))
-        codes = np.fromiter(map(lookup.get, names, repeat(0)), dtype=np.int64, count=count)
-    if filtered:
+        codes = np.fromiter(map(code_of.get, names, repeat(0)), dtype=np.int8, count=count_)
+    if len(code_of) > len(matcher.plain):  # where filters
         for i in np.flatnonzero(codes < 0).tolist():
-            codes[i] = filtered_mask(i, str(names[i])).bit_length()
+            name = names[i] if categories is None else categories[int(names[i])]
+            codes[i] = filtered_mask(i, str(name)).bit_length()
     return codes
 
 
-def _label_keys(raw: Iterable[Any], count: int) -> tuple[I64, list[Any]]:
-    """Label ``count`` keys: the position of each key's first appearance, and the
-    distinct keys in order of first appearance (one dict pass, no Python loop)."""
+def _label_keys(raw: Iterable[Any], size: int) -> tuple[I64, list[Any]]:
+    """Number ``size`` keys by first appearance (0, 1, 2, …), and list the distinct
+    keys in that order (one dict pass, no Python loop)."""
     first: dict[Any, int] = {}
-    label = np.fromiter(map(first.setdefault, raw, itertools.count()), dtype=np.int64, count=count)
+    at = np.fromiter(map(first.setdefault, raw, count()), dtype=np.int64, count=size)
+    slot = np.zeros(size, dtype=np.int64)  # the position of a first appearance -> its slot
+    slot[np.fromiter(first.values(), dtype=np.int64, count=len(first))] = np.arange(len(first))
     if "" in first:  # not a valid key: a non-str sends the input to the pure path
-        return label, [*first, None]
-    return label, list(first)
+        return slot[at], [*first, None]
+    return slot[at], list(first)
 
 
 def _new_idmap(keys: list[str]) -> IdMap:
@@ -148,80 +192,74 @@ def _new_idmap(keys: list[str]) -> IdMap:
     return idmap
 
 
-def _ranks(values: I64) -> I64:
-    """The rank of each value (distinct values) in ascending order."""
-    ranks = np.empty(values.shape[0], dtype=np.int64)
-    ranks[_stable_argsort(values)] = np.arange(values.shape[0], dtype=np.int64)
-    return ranks
-
-
-def _keys_of(idmap: IdMap, ids: I64) -> npt.NDArray[np.object_] | None:
-    """The keys of ``ids`` as an object array (``None`` if one of the ids is free)."""
+def _keys_of(idmap: IdMap, ids: I64) -> list[str] | None:
+    """The keys of ``ids`` (``None`` if one of the ids is free)."""
     table = getattr(idmap, "_key_of", None)  # IdMap's id -> key list: read in bulk
     if isinstance(table, list) and len(table) == idmap.high_water:
-        keys = np.array(table, dtype=object)[ids]
-    else:
-        try:
-            keys = np.array(list(map(idmap.key_of, ids.tolist())), dtype=object)
-        except KeyError:
+        keys: list[Any] = np.array(table, dtype=object)[ids].tolist()
+        if len(idmap) < len(table) and None in keys:  # some ids are free
             return None
-    if None in keys.tolist():
+        return keys
+    try:
+        return list(map(idmap.key_of, ids.tolist()))
+    except KeyError:
         return None
-    return keys
+
+
+def _first_appearance(ids: I64, high: int) -> I64:
+    """The distinct values of ``ids`` (in ``[0, high)``) in order of first appearance."""
+    size = ids.shape[0]
+    first = np.full(high, size, dtype=np.int64)
+    np.minimum.at(first, ids, np.arange(size, dtype=np.int64))
+    mark = np.zeros(size + 1, dtype=bool)
+    mark[first] = True  # positions are distinct: marking them sorts them
+    return ids[np.flatnonzero(mark[:size])]
 
 
 def _finish(
     label: I64,
-    step: I64,
+    step: npt.NDArray[np.int8],
     t: I64,
-    distinct: list[Any] | npt.NDArray[np.object_],
-    slot_of_entity: I64 | None,
-    given_ids: I64 | None,
+    slot_label: I64 | None,
+    slot_keys: list[Any],
     idmap: IdMap | None,
     entities: Collection[str] | None,
 ) -> Prepared | None:
     """Check the keys, apply ``entities`` and give the entities their ids.
 
-    ``distinct`` are the entities' keys in label order (in slot order too when
-    ``slot_of_entity`` is ``None``); ``given_ids`` their ids when the keys came as ids.
+    ``slot_keys`` are the entities' keys in order of first appearance; ``slot_label``
+    their ids when the keys came as ids of ``idmap`` (``None``: the labels are slots).
     """
-    if given_ids is None and set(map(type, distinct)) - {str}:
+    given_ids = slot_label is not None
+    if not given_ids and set(map(type, slot_keys)) - {str}:
         return None  # the pure path names the bad key
-    if idmap is not None and given_ids is None and not all(map(idmap.__contains__, distinct)):
+    if idmap is not None and not given_ids and not all(map(idmap.__contains__, slot_keys)):
         return None  # the pure path names the unknown key
     if entities is not None:
         wanted = frozenset(entities)
-        keep_entity = np.fromiter(
-            map(wanted.__contains__, distinct), dtype=bool, count=len(distinct)
+        keep_slot = np.fromiter(
+            map(wanted.__contains__, slot_keys), dtype=bool, count=len(slot_keys)
         )
-        if not keep_entity.all():
-            _, dense = np.unique(label, return_inverse=True)
-            keep = keep_entity[dense]
-            label, step, t = label[keep], step[keep], t[keep]
-            kept = np.flatnonzero(keep_entity)
-            if isinstance(distinct, np.ndarray):
-                distinct = distinct[kept]
+        if not keep_slot.all():
+            if slot_label is None:
+                keep = keep_slot[label]
+                label = (np.cumsum(keep_slot) - 1)[label[keep]]
             else:
-                distinct = list(map(distinct.__getitem__, kept.tolist()))
-            if given_ids is not None:
-                given_ids = given_ids[kept]
-            if slot_of_entity is not None:  # ranks among the entities that are left
-                slot_of_entity = _ranks(slot_of_entity[kept])
-    slot_ids: Sequence[int] | None = None
-    if slot_of_entity is None:
-        slot_keys = list(distinct)
-    else:
-        by_slot = np.empty_like(slot_of_entity)
-        by_slot[slot_of_entity] = np.arange(slot_of_entity.shape[0])
-        if isinstance(distinct, np.ndarray):
-            slot_keys = distinct[by_slot].tolist()
-        else:
-            slot_keys = list(map(distinct.__getitem__, by_slot.tolist()))
-        if given_ids is not None:
-            slot_ids = array.array("q", given_ids[by_slot].astype(np.int64).tobytes())
-    if slot_ids is not None:
+                slot_label = slot_label[keep_slot]
+                kept = np.zeros(int(label.max()) + 1, dtype=bool)
+                kept[slot_label] = True
+                keep = kept[label]
+                label = label[keep]
+            step, t = step[keep], t[keep]
+            slot_keys = list(compress(slot_keys, keep_slot.tolist()))
+    slot_of_label: I64 | None = None
+    slot_ids: Sequence[int]
+    if slot_label is not None:
         assert idmap is not None
         the_map = idmap
+        slot_ids = array.array("q", slot_label.astype(np.int64).tobytes())
+        slot_of_label = np.full(idmap.high_water, -1, dtype=np.int64)
+        slot_of_label[slot_label] = np.arange(slot_label.shape[0], dtype=np.int64)
     elif idmap is None:
         the_map = _new_idmap(slot_keys)
         slot_ids = range(len(slot_keys))
@@ -234,10 +272,10 @@ def _finish(
             got = the_map.assign(key) if idmap is None else the_map.get(key)
             if got is not None:
                 extra.append(got)
-    return Prepared(label, step, t, slot_of_entity, slot_keys, slot_ids, the_map, extra)
+    return Prepared(label, step, t, slot_of_label, slot_keys, slot_ids, the_map, extra)
 
 
-def _int_column(values: Iterable[int] | Any, count: int) -> I64 | None:
+def _int_column(values: Iterable[int] | Any, size: int) -> I64 | None:
     """``values`` as int64, or ``None`` when some value is not a plain int."""
     if isinstance(values, np.ndarray):
         if values.dtype.kind not in "iu":
@@ -254,7 +292,7 @@ def _int_column(values: Iterable[int] | Any, count: int) -> I64 | None:
     if set(map(type, values)) - {int}:
         return None
     try:
-        return np.fromiter(values, dtype=np.int64, count=count)
+        return np.fromiter(values, dtype=np.int64, count=size)
     except OverflowError:
         return None
 
@@ -268,17 +306,19 @@ def prepare_columns(
     properties: Sequence[Mapping[str, Any]] | None,
     entities: Collection[str] | None,
     idmap: IdMap | None,
+    categories: Sequence[Any] | None = None,
 ) -> Prepared | None:
     """:meth:`Funnel.evaluate_columns`' input, numbered; ``None``: use the pure path.
 
     ``None`` is returned for anything unusual (a time that is not an int, a key that
     is not a non-empty string, an unknown key or id…): the pure path then gives the
-    answer or raises its exact error.
+    answer or raises its exact error. With ``categories``, ``names`` are integer
+    codes of them, already checked.
     """
-    count = len(names)
-    if not (len(keys) == count == len(times_us)):
+    size = len(names)
+    if not (len(keys) == size == len(times_us)):
         return None
-    if properties is not None and len(properties) != count:
+    if properties is not None and len(properties) != size:
         return None
     if properties is None and len(matcher.plain) < len(matcher.by_name):
         return None  # a where filter needs the properties: the pure path says so
@@ -287,9 +327,9 @@ def prepare_columns(
         assert properties is not None
         return _filtered_mask(matcher, name, str(keys[i]), properties[i])
 
-    codes = _step_codes(names, matcher, filtered_mask)
+    codes = _step_codes(names, matcher, filtered_mask, categories)
     sel = np.flatnonzero(codes > 0)
-    step = codes[sel] - 1
+    step = codes[sel] - np.int8(1)
     m = sel.shape[0]
     chosen: list[int] = (
         [] if isinstance(times_us, np.ndarray) and isinstance(keys, np.ndarray) else sel.tolist()
@@ -307,19 +347,14 @@ def prepare_columns(
         high = idmap.high_water
         if m and (int(ids.min()) < 0 or int(ids.max()) >= high):
             return None  # not an id of idmap: the pure path names it
-        present = np.zeros(high, dtype=bool)
-        present[ids] = True
-        id_arr = np.flatnonzero(present)
-        key_arr = _keys_of(idmap, id_arr)
-        if key_arr is None:
+        slot_label = _first_appearance(ids, high)
+        slot_keys = _keys_of(idmap, slot_label)
+        if slot_keys is None:
             return None  # a freed id: the pure path names it
-        label = (np.cumsum(present) - 1)[ids]  # dense, in id order
-        first = np.full(id_arr.shape[0], m, dtype=np.int64)
-        np.minimum.at(first, label, np.arange(m, dtype=np.int64))
-        return _finish(label, step, t, key_arr, _ranks(first), id_arr, idmap, entities)
+        return _finish(ids, step, t, slot_label, slot_keys, idmap, entities)
     raw = keys[sel].tolist() if isinstance(keys, np.ndarray) else map(keys.__getitem__, chosen)
     label, distinct_keys = _label_keys(raw, m)
-    return _finish(label, step, t, distinct_keys, None, None, idmap, entities)
+    return _finish(label, step, t, None, distinct_keys, idmap, entities)
 
 
 def prepare_events(
@@ -353,7 +388,7 @@ def prepare_events(
     except (TypeError, OverflowError):
         return None
     label, distinct = _label_keys(map(_KEY, chosen), m)
-    return _finish(label, codes[sel] - 1, t, distinct, None, None, idmap, entities)
+    return _finish(label, codes[sel] - np.int8(1), t, None, distinct, idmap, entities)
 
 
 _NAME: Final = operator.attrgetter("name")
@@ -364,71 +399,113 @@ _KEY: Final = operator.attrgetter("key")
 # --- evaluation -----------------------------------------------------------------------------------
 
 
-def _stable_argsort(values: I64) -> npt.NDArray[np.intp]:
-    """``np.argsort(values, kind="stable")``; for values in [0, 2**32), two 16-bit passes
-    (numpy sorts 16-bit integers by radix: linear time)."""
-    if not values.shape[0] or int(values.min()) < 0 or int(values.max()) >= 2**32:
-        return np.argsort(values, kind="stable")
-    order = np.argsort((values & 0xFFFF).astype(np.uint16), kind="stable")
-    if int(values.max()) < 2**16:
-        return order
-    high = (values[order] >> 16).astype(np.uint16)
-    return order[np.argsort(high, kind="stable")]
+class _Clock:
+    """Time codes that keep the order of the times and fit beside a label in a key.
+
+    ``code`` is ``(t - base) // grain`` when that fits in ``bits`` (with
+    ``label_bits``, at most :data:`_KEY_BITS`; ``grain`` is 1, or the common divisor
+    of the times' offsets, such as a second for times in whole seconds), else the
+    rank of ``t`` among the distinct times ``unique``.
+    """
+
+    __slots__ = ("base", "bits", "code", "grain", "span", "top", "unique")
+
+    def __init__(self, t: I64, label_bits: int) -> None:
+        lo, hi = int(t.min()), int(t.max())
+        room = _KEY_BITS - label_bits
+        self.unique: I64 | None = None
+        self.base = lo
+        self.span = hi - lo
+        self.grain = 1
+        if self.span.bit_length() <= room:
+            self.code = t - lo
+        else:
+            offset = t - lo if self.span <= _I64_MAX else None
+            grain = int(np.gcd.reduce(offset[:4096])) if offset is not None else 0
+            if (
+                offset is not None
+                and grain > 1
+                and (self.span // grain).bit_length() <= room
+                and not np.remainder(offset, grain).any()
+            ):
+                self.grain = grain
+                self.code = offset // grain
+            elif bool((t[1:] >= t[:-1]).all()):  # a log in time order: no sort
+                new = np.empty(t.shape[0], dtype=bool)
+                new[0] = True
+                np.not_equal(t[1:], t[:-1], out=new[1:])
+                self.unique = t[new]
+                self.code = np.cumsum(new, dtype=np.int64) - 1
+            else:
+                self.unique = np.unique(t)
+                self.code = np.searchsorted(self.unique, t).astype(np.int64)
+        self.top = self.span // self.grain if self.unique is None else self.unique.shape[0] - 1
+        self.bits = self.top.bit_length()
+
+    def limit(self, start: I64, window_us: int | None) -> I64:
+        """The code of each attempt's last moment ``t + window_us`` (``start``: codes of
+        ``t``), capped at :attr:`top`."""
+        if window_us is None or window_us >= self.span:
+            return np.full(start.shape, self.top, dtype=np.int64)
+        if self.unique is None:  # t <= t0 + w  <=>  code <= code0 + w // grain
+            return np.minimum(start + window_us // self.grain, self.top)
+        # offsets from the first time, exact in uint64 even when the span passes 2**63
+        offset = (self.unique - np.int64(self.base)).view(np.uint64)
+        ends = np.minimum(offset, np.uint64(self.span - window_us)) + np.uint64(window_us)
+        last: I64 = np.searchsorted(offset, ends, side="right") - 1
+        return last[start]
+
+    def times(self, code: I64) -> I64:
+        """The times (µs) of codes."""
+        if self.unique is not None:
+            at: I64 = self.unique[code]
+            return at
+        return code * self.grain + self.base if self.grain > 1 else code + self.base
 
 
-def _sort(label: I64, step: I64, t: I64) -> npt.NDArray[np.intp]:
-    """The order of the events by ``(label, t, step)`` (stable)."""
-    if not t.shape[0]:
-        return np.arange(0, dtype=np.intp)
-    lo, hi = int(t.min()), int(t.max())
-    if hi - lo < 2**56:  # time and step in one key: two stable sorts instead of three
-        inner = (t - lo) * 64 + step
-        if bool((inner[1:] >= inner[:-1]).all()):  # a log in time order: one sort
-            return _stable_argsort(label)
-        order = np.argsort(inner, kind="stable")
-        return order[_stable_argsort(label[order])]
-    return np.lexsort((step, t, label))
-
-
-def _limits(t0: I64, length: int | None) -> I64:
-    """Each attempt's last moment: ``t0 + length``, saturated at the int64 maximum."""
-    if length is None:
-        return np.full(t0.shape, _INF, dtype=np.int64)
-    if length > _I64_MAX:
-        return np.full(t0.shape, _I64_MAX, dtype=np.int64)
-    if not t0.shape[0] or int(t0.max()) <= _I64_MAX - length:
-        return t0 + length
-    return np.where(t0 > _I64_MAX - length, _I64_MAX, t0 + length)
+def _step_keys(label: I64, step: npt.NDArray[np.int8], clock: _Clock, n: int) -> list[I64]:
+    """Each step's ``label << bits | time code`` keys, sorted, ended by the int64 maximum."""
+    key = label << clock.bits
+    key |= clock.code
+    out = []
+    for k in range(n):
+        mine = key[step == k]
+        keys = np.empty(mine.shape[0] + 1, dtype=np.int64)
+        keys[:-1] = mine
+        keys[:-1].sort()
+        keys[-1] = _I64_MAX
+        out.append(keys)
+    return out
 
 
 def evaluate(prep: Prepared, spec: Spec, window_us: int | None, outcomes: FunnelOutcomes) -> None:
     """Compute every entity's outcome row and append the rows to ``outcomes``."""
-    n = spec.n
-    order = _sort(prep.label, prep.step, prep.t)
-    lab = prep.label[order]
-    stp = prep.step[order]
-    ts = prep.t[order]
-    m = ts.shape[0]
-    if not m:
+    label = prep.label
+    if not label.shape[0]:
         return
-    new_entity = np.empty(m, dtype=bool)
-    new_entity[0] = True
-    np.not_equal(lab[1:], lab[:-1], out=new_entity[1:])
-    ent_first = np.flatnonzero(new_entity)
-    ent_of = np.cumsum(new_entity) - 1  # entity index (0..E-1) of every position
-    ent_end = np.append(ent_first[1:], m)  # one past each entity's last position
-    positions = [np.flatnonzero(stp == k) for k in range(n)]
+    dense: I64 | None = None  # the labels in use, when relabelled 0, 1, 2, …
+    clock = _Clock(prep.t, int(label.max()).bit_length())
+    if clock.bits + int(label.max()).bit_length() > _KEY_BITS:
+        dense = np.unique(label)
+        label = np.searchsorted(dense, label).astype(np.int64)
+    keys = _step_keys(label, prep.step, clock, spec.n)
+    slot_of = prep.slot_of_label
     if spec.order == "any":
-        rows_ent, level, reached, moved, times = _any(positions, ent_of, ts, spec, window_us)
-    else:
-        rows_ent, level, reached, moved, times = _ordered(
-            positions, ent_of, ent_end, lab, ts, spec, window_us
-        )
-    if prep.slot_of_entity is None:  # label order is slot order
-        _append(outcomes, rows_ent, level, reached, moved, times)
+        slots: I64 = np.arange(len(prep.keys), dtype=np.int64)
+        labels = slots if slot_of is None else np.asarray(prep.ids, dtype=np.int64)
+        if dense is not None:
+            labels = np.searchsorted(dense, labels).astype(np.int64)
+        level, reached, moved, times = _any(keys, labels, clock, spec, window_us)
+        _append(outcomes, slots, level, reached, moved, times)
         return
-    slots = prep.slot_of_entity[rows_ent]
-    row_at = np.full(prep.slot_of_entity.shape[0], -1, dtype=np.int64)
+    row_label, level, reached, moved, times = _ordered(keys, clock, spec, window_us)
+    if dense is not None:
+        row_label = dense[row_label]
+    if slot_of is None:  # labels are slots, and the rows are in label order
+        _append(outcomes, row_label, level, reached, moved, times)
+        return
+    slots = slot_of[row_label]
+    row_at = np.full(len(prep.keys), -1, dtype=np.int64)
     row_at[slots] = np.arange(slots.shape[0], dtype=np.int64)
     by_slot = row_at[row_at >= 0]  # the rows in slot order (slots are distinct)
     _append(
@@ -442,129 +519,126 @@ def evaluate(prep: Prepared, spec: Spec, window_us: int | None, outcomes: Funnel
 
 
 def _ordered(
-    positions: list[npt.NDArray[np.intp]],
-    ent_of: I64,
-    ent_end: npt.NDArray[np.intp],
-    lab: I64,
-    ts: I64,
-    spec: Spec,
-    window_us: int | None,
+    keys: list[I64], clock: _Clock, spec: Spec, window_us: int | None
 ) -> tuple[I64, I64, I64, I64, I64]:
+    """The rows (label order) of an ordered funnel: each entity's best or first attempt."""
     n = spec.n
-    p0 = positions[0]
-    e0 = ent_of[p0]
-    if spec.attempts == "first" and p0.shape[0]:
-        first = np.empty(p0.shape[0], dtype=bool)
+    bits = clock.bits
+    low = np.int64((1 << bits) - 1)
+    side: Any = "right" if spec.ties == "strictly_later" else "left"
+    start = keys[0][:-1]
+    lab0 = start >> bits
+    if spec.attempts == "first" and start.shape[0]:
+        first = np.empty(start.shape[0], dtype=bool)
         first[0] = True
-        np.not_equal(e0[1:], e0[:-1], out=first[1:])
-        p0, e0 = p0[first], e0[first]
-    later = spec.ties == "strictly_later"
-    if later:  # the last position of each run of equal (entity, time)
-        m = ts.shape[0]
-        run_end = np.empty(m, dtype=bool)
-        run_end[-1] = True
-        np.logical_or(lab[1:] != lab[:-1], ts[1:] != ts[:-1], out=run_end[:-1])
-        last_of_run = np.flatnonzero(run_end)
-        run_last = last_of_run[np.searchsorted(last_of_run, np.arange(m))]
-
-    def step_after(
-        pk: npt.NDArray[np.intp], cur: npt.NDArray[np.intp], ents: I64
-    ) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.bool_]]:
-        """The first step event in ``pk`` after each position (and whether it exists)."""
-        query = run_last[cur] if later else cur
-        j = np.searchsorted(pk, query, side="right")
-        found = j < pk.shape[0]
-        cand = pk[np.minimum(j, pk.shape[0] - 1)]
-        found &= cand < ent_end[ents]
-        return cand, found
-
-    t0 = ts[p0]
-    stages: list[tuple[npt.NDArray[np.intp], I64]] = []  # (attempts, their step-k times)
-    if n > 1 and positions[1].shape[0] and p0.shape[0]:
-        cand, found = step_after(positions[1], p0, e0)
+        np.not_equal(lab0[1:], lab0[:-1], out=first[1:])
+        start, lab0 = start[first], lab0[first]
+    stages: list[tuple[npt.NDArray[np.intp], I64]] = []  # (attempts, their step-k codes)
+    cand = start
+    if n > 1 and start.shape[0]:
+        cand = keys[1][np.searchsorted(keys[1], start, side=side)]
         if spec.attempts == "best":
             # like the pure path, skip a start when the next start of its entity comes
             # no later than its step-1 event: that start reaches the same step-1 event,
             # with a later deadline (a later start wins equal attempts)
-            skip = np.zeros(p0.shape[0], dtype=bool)
-            nxt = t0[1:]
-            step1 = ts[cand[:-1]]
-            skip[:-1] = (
-                found[:-1] & (e0[1:] == e0[:-1]) & ((nxt < step1) | ((nxt == step1) & (not later)))
-            )
+            nxt, c = start[1:], cand[:-1]
+            skip = np.zeros(start.shape[0], dtype=bool)
+            skip[:-1] = (lab0[1:] == lab0[:-1]) & (c < ((lab0[:-1] + 1) << bits))
+            skip[:-1] &= (nxt < c) if side == "right" else (nxt <= c)
             keep = ~skip
-            p0, e0, t0, cand, found = p0[keep], e0[keep], t0[keep], cand[keep], found[keep]
-    count = p0.shape[0]
-    limit = _limits(t0, window_us)
-    last = t0.copy()  # the time of each attempt's furthest step
-    level = np.ones(count, dtype=np.int64)
-    alive = np.arange(count)
-    cur = p0
+            start, lab0, cand = start[keep], lab0[keep], cand[keep]
+    total = start.shape[0]
+    if not total:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, empty, empty, np.zeros((n, 0), dtype=np.int64)
+    t0 = start & low
+    cap = (lab0 << bits) | clock.limit(t0, window_us)  # the key of each attempt's deadline
+    last = t0.copy()  # the code of each attempt's furthest step
+    level = np.ones(total, dtype=np.int64)
+    alive = np.zeros(0, dtype=np.intp)
+    cur = start
     for k in range(1, n):
-        pk = positions[k]
-        if not alive.shape[0] or not pk.shape[0]:
-            break
         if k > 1:
-            cand, found = step_after(pk, cur, e0[alive])
-        ok = found & (ts[cand] <= limit[alive])
-        alive, cur = alive[ok], cand[ok]
-        at = ts[cur]
+            if not alive.shape[0]:
+                break
+            cand = keys[k][np.searchsorted(keys[k], cur, side=side)]
+            ok = cand <= cap[alive]
+        else:
+            ok = cand <= cap
+        alive = alive[ok] if k > 1 else np.flatnonzero(ok)
+        cur = cand[ok]
+        at = cur & low
         stages.append((alive, at))
         last[alive] = at
         level[alive] = k + 1
-    if not count:
-        empty = np.zeros(0, dtype=np.int64)
-        return empty, empty, empty, empty, np.zeros((n, 0), dtype=np.int64)
-    # the best attempt of each entity: furthest, then reached earliest, then latest start
-    group = np.empty(count, dtype=bool)
-    group[0] = True
-    np.not_equal(e0[1:], e0[:-1], out=group[1:])
-    starts = np.flatnonzero(group)
-    gid = np.cumsum(group) - 1
-    top = np.maximum.reduceat(level, starts)
-    ok = level == top[gid]
-    soonest = np.minimum.reduceat(np.where(ok, last, _I64_MAX), starts)
-    ok &= last == soonest[gid]
-    chosen = np.maximum.reduceat(np.where(ok, np.arange(count), -1), starts)
+    chosen = _best(lab0, level, last, clock.top)
     level = level[chosen]
     times = np.full((n, chosen.shape[0]), MISSING, dtype=np.int64)
-    times[0] = t0[chosen]
-    for k, (who, at) in enumerate(stages, 1):  # ``who`` is ascending: find the chosen ones
-        where = np.searchsorted(who, chosen)
-        hit = where < who.shape[0]
-        hit[hit] = who[where[hit]] == chosen[hit]
-        times[k, hit] = at[where[hit]]
+    times[0] = clock.times(t0[chosen])
+    for k, (who, at) in enumerate(stages, 1):  # the chosen that reached step k are in who
+        hit = level > k
+        times[k, hit] = clock.times(at[np.searchsorted(who, chosen[hit])])
     reached = (np.left_shift(np.uint64(1), level.astype(np.uint64)) - np.uint64(1)).astype(
         np.uint64
     )
     moved = reached & ~np.uint64(1)
-    return e0[chosen], level, reached.view(np.int64), moved.view(np.int64), times
+    return lab0[chosen], level, reached.view(np.int64), moved.view(np.int64), times
+
+
+def _best(label: I64, level: I64, last: I64, top: int) -> I64:
+    """The best attempt of each entity (attempts grouped by ``label``, in start order):
+    furthest ``level``, then reached earliest (``last``: code of its furthest step),
+    then latest start."""
+    total = label.shape[0]
+    group = np.empty(total, dtype=bool)
+    group[0] = True
+    np.not_equal(label[1:], label[:-1], out=group[1:])
+    starts = np.flatnonzero(group)
+    index_bits = (total - 1).bit_length()
+    time_bits = top.bit_length()
+    if int(level.max()).bit_length() + time_bits + index_bits <= 63:
+        # one maximum over (level, top - last, index) packed in an int64
+        score = level << (time_bits + index_bits)
+        score |= (top - last) << index_bits
+        score |= np.arange(total, dtype=np.int64)
+        best: I64 = np.maximum.reduceat(score, starts) & ((1 << index_bits) - 1)
+        return best
+    gid = np.cumsum(group) - 1
+    furthest = np.maximum.reduceat(level, starts)
+    ok = level == furthest[gid]
+    soonest = np.minimum.reduceat(np.where(ok, last, _I64_MAX), starts)
+    ok &= last == soonest[gid]
+    return np.maximum.reduceat(np.where(ok, np.arange(total), -1), starts)
 
 
 def _any(
-    positions: list[npt.NDArray[np.intp]],
-    ent_of: I64,
-    ts: I64,
-    spec: Spec,
-    window_us: int | None,
-) -> tuple[I64, I64, I64, I64, I64]:
+    keys: list[I64], labels: I64, clock: _Clock, spec: Spec, window_us: int | None
+) -> tuple[I64, I64, I64, I64]:
+    """The rows (slot order) of ``order="any"``; ``labels[slot]`` is each slot's label."""
     n = spec.n
-    entities = int(ent_of[-1]) + 1
-    firsts = np.full((n, entities), MISSING, dtype=np.int64)
+    bits = clock.bits
+    low = np.int64((1 << bits) - 1)
+    entities = labels.shape[0]
+    slot_at = np.full(int(labels.max()) + 1, -1, dtype=np.int64)
+    slot_at[labels] = np.arange(entities, dtype=np.int64)
+    firsts = np.zeros((n, entities), dtype=np.int64)
     present = np.zeros((n, entities), dtype=bool)
-    for k, pk in enumerate(positions):
-        if not pk.shape[0]:
+    for k, step_keys in enumerate(keys):
+        mine = step_keys[:-1]
+        if not mine.shape[0]:
             continue
-        e = ent_of[pk]
-        head = np.empty(pk.shape[0], dtype=bool)
+        lab = mine >> bits
+        head = np.empty(mine.shape[0], dtype=bool)
         head[0] = True
-        np.not_equal(e[1:], e[:-1], out=head[1:])
-        firsts[k, e[head]] = ts[pk[head]]
-        present[k, e[head]] = True
-    entry = np.where(present, firsts, _I64_MAX).min(axis=0)
-    limit = _limits(entry, window_us)
+        np.not_equal(lab[1:], lab[:-1], out=head[1:])
+        who = slot_at[lab[head]]
+        firsts[k, who] = mine[head] & low
+        present[k, who] = True
+    entry = np.where(present, firsts, _I64_MAX).min(axis=0)  # every slot has a step event
+    limit = clock.limit(entry, window_us)
     hit = present & (firsts <= limit)
-    times = np.where(hit, firsts, MISSING)
+    times = np.full((n, entities), MISSING, dtype=np.int64)
+    times[hit] = clock.times(firsts[hit])
     reached = np.zeros(entities, dtype=np.uint64)
     moved = np.zeros(entities, dtype=np.uint64)
     for k in range(n):
@@ -576,13 +650,7 @@ def _any(
             step_ok = firsts[k] >= firsts[k - 1]
         moved |= (hit[k] & hit[k - 1] & step_ok).astype(np.uint64) << np.uint64(k)
     level = hit.sum(axis=0).astype(np.int64)
-    return (
-        np.arange(entities, dtype=np.int64),
-        level,
-        reached.view(np.int64),
-        moved.view(np.int64),
-        times,
-    )
+    return level, reached.view(np.int64), moved.view(np.int64), times
 
 
 def _append(
@@ -634,7 +702,7 @@ def _stats(samples: I64) -> TimeStats:
     """:meth:`TimeStats.of` on an array, vectorised."""
     if not samples.shape[0]:
         return TimeStats.of(())
-    ordered = np.sort(samples, kind="stable")
+    ordered = np.sort(samples)
     size = ordered.shape[0]
     lo_v, hi_v = int(ordered[0]), int(ordered[-1])
     if size * max(abs(lo_v), abs(hi_v)) < 2**62:
