@@ -73,7 +73,7 @@ def test_steady_growth_is_not_flagged() -> None:
     """A segment growing by the same amount every day for two months is not listed."""
     sizes = [1000 + 20 * d for d in range(60)]
     engine, now = with_history(sizes)
-    assert engine.attention(now) == []
+    assert engine.attention(now) == ()
     item = one(engine, now)
     assert (item.size, item.change_7d, item.z, item.reasons) == (2180, 140, 0.0, ())
     assert item.change_7d_pct == pytest.approx(140 / 2040 * 100)
@@ -107,7 +107,7 @@ def test_noisy_but_normal_is_not_flagged(seed: int) -> None:
     rng = random.Random(seed)
     sizes = [5000 + rng.randint(-40, 40) for _ in range(60)]
     engine, now = with_history(sizes)
-    assert engine.attention(now) == []
+    assert engine.attention(now) == ()
 
 
 # --- each rule ----------------------------------------------------------------------------------
@@ -150,7 +150,7 @@ def test_small_changes_give_no_reason() -> None:
     """A tiny segment doubling, halving or emptying is below min_change (10 by default)."""
     sizes = [4, 4, 4, 8, 3, 0]
     engine, now = with_history(sizes)
-    assert engine.attention(now) == []
+    assert engine.attention(now) == ()
     assert one(engine, now, min_change=1).reasons == (
         "size fell to zero",
         "size doubled within 2 days",
@@ -181,7 +181,7 @@ def test_the_last_snapshot_of_each_day_counts() -> None:
         engine.storage.put_snapshot(
             Snapshot("s", now + timedelta(hours=hours) - DAY, size), expected_version=None
         )
-    assert engine.attention(now) == []
+    assert engine.attention(now) == ()
 
 
 def test_days_without_a_snapshot_carry_the_last_value() -> None:
@@ -196,14 +196,14 @@ def test_snapshots_after_now_are_ignored() -> None:
     """Attention at a past `now` reads the history up to then."""
     sizes = [1000] * 20 + [0]
     engine, now = with_history(sizes)
-    assert engine.attention(now - DAY) == []
+    assert engine.attention(now - DAY) == ()
     assert engine.attention(now)[0].reasons[0] == "size fell to zero"
 
 
 def test_segments_without_snapshots_up_to_now_are_left_out() -> None:
     """A segment with no snapshot before now has no row, even with flagged_only=False."""
     engine, _ = with_history([100, 100])
-    assert engine.attention(T0 - DAY, flagged_only=False) == []
+    assert engine.attention(T0 - DAY, flagged_only=False) == ()
 
 
 def test_engagement_is_judged_like_the_size() -> None:

@@ -83,7 +83,7 @@ def test_near_duplicates_are_reported_once_per_pair() -> None:
     assert issues[1].detail == "Jaccard 0.980 with 'c' (500 members in common)"
     assert issues[1].size == 500
     assert issues[1].members == engine.members("a")
-    assert engine.hygiene(kinds=["duplicate"], duplicate_jaccard=None) == []
+    assert engine.hygiene(kinds=["duplicate"], duplicate_jaccard=None) == ()
     assert len(engine.hygiene(kinds=["duplicate"], duplicate_jaccard=0.9)) == 6
 
 
@@ -120,7 +120,7 @@ def test_unused_follows_usage_and_references() -> None:
     ]
     engine.redefine("seniors", 'in segment "adults" and age >= 65')
     used(engine, "seniors")
-    assert engine.hygiene(kinds=["unused"]) == []
+    assert engine.hygiene(kinds=["unused"]) == ()
 
 
 def test_stale_segments() -> None:
@@ -135,19 +135,19 @@ def test_stale_segments() -> None:
     engine.save()  # adults changed: a new snapshot
     clock.now = T0 + 30 * DAY
     issues = engine.hygiene(tiny=0)
-    assert issues == [
+    assert issues == (
         HygieneIssue(
             "stale", "picked", 1, "not saved for 30 days (since 2024-06-30)", last_saved=T0
-        )
-    ]
+        ),
+    )
     assert issues[0].to_dict()["last_saved"] == "2024-06-30T00:00:00+00:00"
-    assert engine.hygiene(tiny=0, now=T0 + 30 * DAY - timedelta(seconds=1)) == []
+    assert engine.hygiene(tiny=0, now=T0 + 30 * DAY - timedelta(seconds=1)) == ()
     later = engine.hygiene(tiny=0, now=T0 + 50 * DAY)
     assert [(i.segment, i.last_saved) for i in later] == [
         ("adults", T0 + 20 * DAY),
         ("picked", T0),
     ]
-    assert engine.hygiene(tiny=0, now=T0 + 50 * DAY, stale_days=None) == []
+    assert engine.hygiene(tiny=0, now=T0 + 50 * DAY, stale_days=None) == ()
     assert len(engine.hygiene(tiny=0, stale_days=0.5)) == 2
 
 

@@ -14,7 +14,7 @@ True
 """
 
 from segkit.analysis import metrics
-from segkit.analysis.attention import AttentionItem
+from segkit.analysis.attention import AttentionItem, AttentionReport
 from segkit.analysis.drivers import Driver, Drivers
 from segkit.analysis.funnel import (
     Exclusion,
@@ -27,7 +27,7 @@ from segkit.analysis.funnel import (
     TimeStats,
     Transition,
 )
-from segkit.analysis.hygiene import HygieneIssue
+from segkit.analysis.hygiene import HygieneIssue, HygieneReport
 from segkit.analysis.lookalike import Lookalike, LookalikeContribution, LookalikeWeight
 from segkit.analysis.metrics import Comparison, ComparisonRow, Metric, MetricValue
 from segkit.analysis.overlap import OverlapReport, Region
@@ -83,6 +83,7 @@ __version__ = "0.1.0.dev0"
 
 __all__ = [
     "AttentionItem",
+    "AttentionReport",
     "Comparison",
     "ComparisonRow",
     "ConflictError",
@@ -101,6 +102,7 @@ __all__ = [
     "FunnelReport",
     "HistogramBin",
     "HygieneIssue",
+    "HygieneReport",
     "IdMap",
     "InMemoryStorage",
     "Lookalike",

@@ -19,10 +19,18 @@ TypeError: expected a pandas, polars or pyarrow table, got list
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 
-__all__ = ["frame_columns", "frame_library", "frame_rows", "is_frame", "make_frame"]
+__all__ = [
+    "frame_columns",
+    "frame_library",
+    "frame_rows",
+    "is_frame",
+    "make_frame",
+    "typed_frame",
+]
 
 _LIBRARIES = ("pandas", "polars", "pyarrow")
 
@@ -134,12 +142,111 @@ def make_frame(columns: dict[str, list[Any]], library: str = "pandas") -> Any:
     """
     if library not in _LIBRARIES:
         raise ValueError(f"library must be 'pandas', 'polars' or 'pyarrow', got {library!r}")
-    try:
-        module = __import__(library)
-    except ImportError:
-        raise ImportError(
-            f"this needs {library}: pip install 'segkit[{_EXTRAS[library]}]'"
-        ) from None
+    module = _import_for(library, "this")
     if library == "pyarrow":
         return module.table(columns)
     return module.DataFrame(columns)
+
+
+#: The kinds of column :func:`typed_frame` builds, and their polars types.
+_POLARS_TYPES: dict[str, str] = {
+    "int": "Int64",
+    "float": "Float64",
+    "str": "String",
+    "bool": "Boolean",
+    "datetime": "Datetime",
+    "duration": "Duration",
+    "list[str]": "List",
+}
+
+
+def _import_for(library: str, caller: str) -> Any:
+    """``library`` imported, or ``ImportError`` naming ``caller`` and the extra to install."""
+    try:
+        return __import__(library)
+    except ImportError:
+        raise ImportError(
+            f"{caller} needs {library}: pip install 'segkit[{_EXTRAS[library]}]'"
+        ) from None
+
+
+def typed_frame(
+    columns: Mapping[str, tuple[str, Sequence[Any]]],
+    library: str = "pandas",
+    *,
+    caller: str = "this",
+) -> Any:
+    """A pandas or polars DataFrame from typed columns: ``{name: (kind, values)}``.
+
+    The reports' ``to_pandas()`` and ``to_polars()`` build their frames here, so
+    both libraries get the same columns, in the same order, with the same values.
+    ``kind`` is one of:
+
+    ========== ======================================= ===========================
+    kind       pandas dtype                            polars type
+    ========== ======================================= ===========================
+    int        ``int64`` (``Int64`` when a value is    ``Int64``
+               ``None``)
+    float      ``float64`` (``None`` is ``NaN``)       ``Float64`` (``None`` null)
+    str        what pandas infers for text             ``String``
+    bool       ``bool`` (``boolean`` with ``None``)    ``Boolean``
+    datetime   ``datetime64[..., UTC]``                ``Datetime("us", "UTC")``
+    duration   ``timedelta64[ns]``                     ``Duration("us")``
+    list[str]  ``object`` (Python lists)               ``List(String)``
+    ========== ======================================= ===========================
+
+    The library is imported here; when it is missing, ``ImportError`` says that
+    ``caller`` needs it and which extra installs it.
+
+    >>> frame = typed_frame({"segment": ("str", ["a", "b"]), "n": ("int", [3, None])})
+    >>> frame.dtypes.astype(str).to_dict()
+    {'segment': 'str', 'n': 'Int64'}
+    >>> typed_frame({"n": ("int", [3, None])}, "polars")["n"].to_list()
+    [3, None]
+    >>> typed_frame({"n": ("complex", [])})
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown column kind 'complex' for column 'n'
+    """
+    if library not in ("pandas", "polars"):
+        raise ValueError(f"library must be 'pandas' or 'polars', got {library!r}")
+    for name, (kind, _) in columns.items():
+        if kind not in _POLARS_TYPES:
+            raise ValueError(f"unknown column kind {kind!r} for column {name!r}")
+    module = _import_for(library, caller)
+    if library == "polars":
+        series = [
+            module.Series(name, list(values), dtype=_polars_type(module, kind))
+            for name, (kind, values) in columns.items()
+        ]
+        return module.DataFrame(series)
+    data = {name: _pandas_series(module, kind, values) for name, (kind, values) in columns.items()}
+    return module.DataFrame(data)
+
+
+def _polars_type(pl: Any, kind: str) -> Any:
+    if kind == "datetime":
+        return pl.Datetime("us", "UTC")
+    if kind == "duration":
+        return pl.Duration("us")
+    if kind == "list[str]":
+        return pl.List(pl.String)
+    return getattr(pl, _POLARS_TYPES[kind])
+
+
+def _pandas_series(pd: Any, kind: str, values: Sequence[Any]) -> Any:
+    values = list(values)
+    missing = any(v is None for v in values)
+    if kind == "int":
+        return pd.Series(values, dtype="Int64" if missing else "int64")
+    if kind == "float":
+        return pd.Series([math.nan if v is None else v for v in values], dtype="float64")
+    if kind == "bool":
+        return pd.Series(values, dtype="boolean" if missing else "bool")
+    if kind == "datetime":
+        return pd.to_datetime(pd.Series(values, dtype=object), utc=True)
+    if kind == "duration":
+        return pd.Series(values, dtype="timedelta64[ns]")
+    if kind == "list[str]" or not values:
+        return pd.Series(values, dtype=object)
+    return pd.Series(values)  # text: what this pandas makes of strings

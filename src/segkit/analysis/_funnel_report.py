@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Final
 import attrs
 
 from segkit.analysis._funnel_default import Outcome
+from segkit.analysis._html import Columns, Frames, format_duration, html_table, typed_columns
 from segkit.index import Bitmap, Members
 
 if TYPE_CHECKING:
@@ -315,11 +316,11 @@ def _stats_dict(stats: TimeStats) -> dict[str, Any]:
 
 
 def _show_td(value: timedelta | None) -> str:
-    return "-" if value is None else str(value)
+    return format_duration(value)
 
 
 @attrs.frozen(repr=False)
-class FunnelReport:
+class FunnelReport(Frames):
     """How many entities reached each step, how fast, and who they are.
 
     ``entered`` entities (entries, with ``attempts="every"``) started the funnel;
@@ -328,7 +329,9 @@ class FunnelReport:
     may be skipped with ``order="any"``); ``cumulative_conversion`` the share that
     passed every step in order; ``time_to_complete`` the time from step 0 to the last
     step of the latter. :meth:`members` and :meth:`dropped` return
-    :class:`~segkit.Members`.
+    :class:`~segkit.Members`. :meth:`to_pandas` and :meth:`to_polars` give one row
+    per step (times as exact durations); :meth:`table`, ``repr`` and a notebook's
+    HTML view show times rounded to whole seconds.
 
     >>> import segkit as sk
 
@@ -503,12 +506,7 @@ class FunnelReport:
           # step   count  from prev  from start  median time  mean time
           0 visit      0       0.0%        0.0%            -          -
         """
-        header = (
-            f"FunnelReport: {self.entered} entered, total conversion"
-            f" {self.total_conversion:.1%}, cumulative {self.cumulative_conversion:.1%}"
-        )
-        if self.excluded:
-            header += f", {self.excluded} excluded"
+        header = self._header()
         width = max([4, *(len(s.name) for s in self.steps)])
         index_width = len(str(len(self.steps) - 1))
         lines = [
@@ -529,6 +527,64 @@ class FunnelReport:
 
     def __repr__(self) -> str:
         return self.table()
+
+    def _header(self) -> str:
+        header = (
+            f"FunnelReport: {self.entered} entered, total conversion"
+            f" {self.total_conversion:.1%}, cumulative {self.cumulative_conversion:.1%}"
+        )
+        if self.excluded:
+            header += f", {self.excluded} excluded"
+        return header
+
+    def _repr_html_(self) -> str:
+        """The notebook view: :meth:`table` as an HTML table."""
+        rows = []
+        for s in self.steps:
+            stats = s.time_from_previous
+            rows.append(
+                [
+                    str(s.index),
+                    s.name,
+                    str(s.count),
+                    f"{s.conversion_from_previous:.1%}",
+                    f"{s.conversion_from_start:.1%}",
+                    format_duration(None if stats is None else stats.median),
+                    format_duration(None if stats is None else stats.mean),
+                ]
+            )
+        columns = [("#", "r"), ("step", "l"), ("count", "r"), ("from prev", "r")]
+        columns += [("from start", "r"), ("median time", "r"), ("mean time", "r")]
+        return html_table([self._header()], columns, rows)
+
+    def _columns(self) -> Columns:
+        """One row per step: counts, conversions and the time from the previous step.
+
+        The times are exact durations (missing for step 0 and without samples);
+        ``time_count`` is the number of samples behind them.
+        """
+        steps = self.steps
+        stats = [s.time_from_previous for s in steps]
+
+        def times(field: str) -> list[Any]:
+            return [None if t is None else getattr(t, field) for t in stats]
+
+        return typed_columns(
+            [
+                ("step", "int", [s.index for s in steps]),
+                ("name", "str", [s.name for s in steps]),
+                ("count", "int", [s.count for s in steps]),
+                ("dropped", "int", [s.dropped for s in steps]),
+                ("conversion_from_previous", "float", [s.conversion_from_previous for s in steps]),
+                ("conversion_from_start", "float", [s.conversion_from_start for s in steps]),
+                ("time_count", "int", times("count")),
+                ("mean_time", "duration", times("mean")),
+                ("median_time", "duration", times("median")),
+                ("p90_time", "duration", times("p90")),
+                ("min_time", "duration", times("min")),
+                ("max_time", "duration", times("max")),
+            ]
+        )
 
 
 class FunnelOutcomes:

@@ -35,8 +35,9 @@ reason is given for a change of fewer than ``min_change`` members.
 >>> _ = engine.upsert_many({f"c-{i}": {"plan": "pro"} for i in range(100, 250)})
 >>> engine.save()
 ['pro']
->>> engine.attention()
-[AttentionItem('pro', size=250, change_7d=+150 (+150%), kind='dynamic', reasons=('size doubled within 2 days', 'size +150% in 7 days'))]
+>>> [item] = engine.attention()
+>>> item
+AttentionItem('pro', size=250, change_7d=+150 (+150%), kind='dynamic', reasons=('size doubled within 2 days', 'size +150% in 7 days'))
 
 .. versionadded:: 0.1.0
 """
@@ -51,6 +52,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 
+from segkit.analysis._html import Columns, Frames, html_table, text_table, typed_columns
 from segkit.index import Members
 from segkit.timeutil import Duration, ensure_aware
 
@@ -63,6 +65,7 @@ __all__ = [
     "MAD_SCALE",
     "MEAN_AD_SCALE",
     "AttentionItem",
+    "AttentionReport",
     "attention",
     "coerce_engagement_window",
     "count_engaged",
@@ -419,6 +422,123 @@ class AttentionItem:
         )
 
 
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def _change(item: AttentionItem) -> str:
+    pct = "" if item.change_7d_pct is None else f" ({item.change_7d_pct:+.0f}%)"
+    return f"{item.change_7d:+,d}{pct}"
+
+
+def _when(moment: datetime | None) -> str:
+    return "-" if moment is None else moment.strftime("%Y-%m-%d %H:%M")
+
+
+_COLUMNS: Final = (
+    ("segment", "l"),
+    ("size", "r"),
+    ("change", "r"),
+    ("kind", "l"),
+    ("updated", "l"),
+    ("by", "l"),
+    ("reasons", "l"),
+)
+
+
+class AttentionReport(tuple[AttentionItem, ...], Frames):
+    """The attention list of :meth:`Engine.attention <segkit.Engine.attention>`: a
+    tuple of :class:`AttentionItem`, most irregular first, with a table.
+
+    Indexing, ``len``, iteration and equality work as for the tuple of items;
+    ``repr`` shows :meth:`table` (``change`` is the change over the last ``days``
+    days, ``updated`` the time of the last update, in UTC); in a notebook it is an
+    HTML table; :meth:`to_pandas` / :meth:`to_polars` give one row per item.
+
+    >>> import segkit as sk
+    >>> from datetime import datetime, timedelta, timezone
+    >>> t0 = datetime(2024, 6, 1, tzinfo=timezone.utc)
+    >>> clock = [t0]
+    >>> engine = sk.Engine(sk.Schema(attributes={}), clock=lambda: clock[0])
+    >>> _ = engine.upsert_many({f"c-{i}": {} for i in range(40)})
+    >>> _ = engine.define_static("imported", [f"c-{i}" for i in range(40)], updated_by="ana")
+    >>> clock[0] = t0 + timedelta(days=3)
+    >>> _ = engine.remove_members("imported", [f"c-{i}" for i in range(40)], updated_by="bob")
+    >>> report = engine.attention()
+    >>> report
+    AttentionReport: 1 segment, 1 flagged
+      segment   size       change  kind    updated           by   reasons
+      imported     0  -40 (-100%)  static  2024-06-04 00:00  bob  size fell to zero
+    >>> len(report), report[0].name, report == (report[0],)
+    (1, 'imported', True)
+
+    .. versionadded:: 0.1.0
+    """
+
+    __slots__ = ()
+
+    def _summary(self) -> str:
+        flagged = sum(1 for item in self if item.reasons)
+        return f"AttentionReport: {_plural(len(self), 'segment')}, {flagged} flagged"
+
+    def _cells(self) -> list[list[str]]:
+        return [
+            [
+                item.name,
+                f"{item.size:,}",
+                _change(item),
+                item.kind,
+                _when(item.updated_at),
+                item.updated_by or "-",
+                "; ".join(item.reasons) or "-",
+            ]
+            for item in self
+        ]
+
+    def table(self) -> str:
+        """The list as plain text (what ``repr`` shows), one line per segment.
+
+        >>> import segkit as sk
+        >>> print(sk.Engine(sk.Schema(attributes={})).attention().table())
+        AttentionReport: 0 segments, 0 flagged
+        """
+        return text_table([self._summary()], _COLUMNS, self._cells())
+
+    def __repr__(self) -> str:
+        return self.table()
+
+    def _repr_html_(self) -> str:
+        return html_table([self._summary()], _COLUMNS, self._cells())
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-safe dict: ``{"items": [item.to_dict(), ...]}``.
+
+        >>> import segkit as sk
+        >>> sk.Engine(sk.Schema(attributes={})).attention().to_dict()
+        {'items': []}
+        """
+        return {"items": [item.to_dict() for item in self]}
+
+    def _columns(self) -> Columns:
+        return typed_columns(
+            [
+                ("name", "str", [i.name for i in self]),
+                ("size", "int", [i.size for i in self]),
+                ("change_7d", "int", [i.change_7d for i in self]),
+                ("change_7d_pct", "float", [i.change_7d_pct for i in self]),
+                ("z", "float", [i.z for i in self]),
+                ("engagement", "float", [i.engagement for i in self]),
+                ("engagement_change_7d", "float", [i.engagement_change_7d for i in self]),
+                ("engagement_z", "float", [i.engagement_z for i in self]),
+                ("kind", "str", [i.kind for i in self]),
+                ("object_type", "str", [i.object_type for i in self]),
+                ("updated_at", "datetime", [i.updated_at for i in self]),
+                ("updated_by", "str", [i.updated_by for i in self]),
+                ("reasons", "list[str]", [list(i.reasons) for i in self]),
+            ]
+        )
+
+
 def _rank(item: AttentionItem) -> tuple[int, float, int, str]:
     """The sort key: most reasons, then largest % change (from zero: infinite), then size."""
     pct = item.change_7d_pct
@@ -438,7 +558,7 @@ def attention(
     min_history: int = 7,
     history_days: int = 90,
     flagged_only: bool = True,
-) -> list[AttentionItem]:
+) -> AttentionReport:
     """The segments of ``engine`` whose size or engagement changed irregularly.
 
     This is :meth:`Engine.attention <segkit.Engine.attention>`, which documents
@@ -493,4 +613,4 @@ def attention(
             )
         )
     items.sort(key=_rank)
-    return items
+    return AttentionReport(items)

@@ -61,6 +61,7 @@ import attrs
 
 from segkit._suggest import suggest
 from segkit.analysis import _stats
+from segkit.analysis._html import Columns, Frames, html_table, typed_columns
 from segkit.analysis.metrics import (
     Metric,
     MetricValue,
@@ -158,7 +159,7 @@ class Driver:
 
 
 @attrs.frozen
-class Drivers:
+class Drivers(Frames):
     """The groups inside one segment that separate a metric most, strongest first.
 
     ``rows`` are :class:`Driver` values ranked by ``|effect|``; ``effect_size`` says
@@ -166,7 +167,9 @@ class Drivers:
     ``"cohen_h"`` (rates, conversion, churn, CSAT). ``overall`` is the metric over the
     whole segment; ``attributes`` the attributes examined; ``excluded`` how many
     groups were left out for having fewer than ``min_count`` members with a value (or
-    a rest that small). ``drivers[i]`` is row ``i``; ``repr`` shows the top rows.
+    a rest that small). ``drivers[i]`` is row ``i``; ``repr`` shows the top rows
+    (a notebook, in HTML); :meth:`to_pandas` and :meth:`to_polars` give one row per
+    driver.
 
     >>> import segkit as sk
     >>> from segkit.analysis import metrics
@@ -238,6 +241,24 @@ class Drivers:
         Drivers of mean(x) in segment 'none': 0 members, - n=0
         effect size: Cohen's d; 0 groups, 0 left out (fewer than 30)
         """
+        head, header, cells, more = self._display(limit)
+        lines = list(head)
+        if not cells:
+            return "\n".join(lines)
+        widths = [max(len(c[i]) for c in [header, *cells]) for i in range(len(header))]
+        left = {1}
+        for line in [header, *cells]:
+            parts = [
+                cell.ljust(w) if i in left else cell.rjust(w)
+                for i, (cell, w) in enumerate(zip(line, widths, strict=True))
+            ]
+            lines.append(("  " + "  ".join(parts)).rstrip())
+        if more:
+            lines.append(f"  ... {more} more")
+        return "\n".join(lines)
+
+    def _display(self, limit: int | None) -> tuple[list[str], list[str], list[list[str]], int]:
+        """The head lines, the header, the first ``limit`` rows' cells and how many more."""
         from segkit.analysis.metrics import _show
 
         metric = self.metric
@@ -248,15 +269,13 @@ class Drivers:
             fmt = "{:.4g}".format if metric.kind == "mean" else "{:.1f}".format
             signed = "{:+.4g}".format if metric.kind == "mean" else "{:+.1f}".format
         kind = "Cohen's d" if self.effect_size == "cohen_d" else "Cohen's h"
-        lines = [
+        head = [
             f"Drivers of {metric.label} in segment {self.segment!r}: {self.size:,} members, "
             f"{_show(self.overall, metric)}",
             f"effect size: {kind}; {len(self.rows)} group{'s' if len(self.rows) != 1 else ''},"
             f" {self.excluded} left out (fewer than {self.min_count})",
         ]
         shown = self.rows if limit is None else self.rows[:limit]
-        if not shown:
-            return "\n".join(lines)
         header = ["#", "group", "n", "value", "rest n", "rest", "difference", "effect", "p-value"]
         cells = [
             [
@@ -272,20 +291,34 @@ class Drivers:
             ]
             for i, row in enumerate(shown, 1)
         ]
-        widths = [max(len(c[i]) for c in [header, *cells]) for i in range(len(header))]
-        left = {1}
-        for line in [header, *cells]:
-            parts = [
-                cell.ljust(w) if i in left else cell.rjust(w)
-                for i, (cell, w) in enumerate(zip(line, widths, strict=True))
-            ]
-            lines.append(("  " + "  ".join(parts)).rstrip())
-        if len(shown) < len(self.rows):
-            lines.append(f"  ... {len(self.rows) - len(shown)} more")
-        return "\n".join(lines)
+        return head, header, cells, len(self.rows) - len(shown)
 
     def __repr__(self) -> str:
         return self.table()
+
+    def _repr_html_(self) -> str:
+        """The notebook view: :meth:`table` as an HTML table (the top 10 rows)."""
+        head, header, cells, more = self._display(SHOWN)
+        columns = [(title, "l" if i == 1 else "r") for i, title in enumerate(header)]
+        return html_table(head, columns, cells, [f"... {more} more"] if more else [])
+
+    def _columns(self) -> Columns:
+        """One row per driver, strongest first: the fields of :meth:`Driver.to_dict`."""
+        rows = self.rows
+        return typed_columns(
+            [
+                ("attribute", "str", [r.attribute for r in rows]),
+                ("group", "str", [r.group for r in rows]),
+                ("size", "int", [r.size for r in rows]),
+                ("n", "int", [r.n for r in rows]),
+                ("value", "float", [r.value for r in rows]),
+                ("rest_n", "int", [r.rest_n for r in rows]),
+                ("rest_value", "float", [r.rest_value for r in rows]),
+                ("difference", "float", [r.difference for r in rows]),
+                ("effect", "float", [r.effect for r in rows]),
+                ("p_value", "float", [r.p_value for r in rows]),
+            ]
+        )
 
 
 def quantile_edges(ordered: Sequence[Any], bins: int) -> list[Any]:

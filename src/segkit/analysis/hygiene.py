@@ -47,13 +47,14 @@ from typing import TYPE_CHECKING, Any, Final
 import attrs
 
 from segkit._suggest import suggest
+from segkit.analysis._html import Columns, Frames, html_table, text_table, typed_columns
 from segkit.index import Members
 from segkit.timeutil import ensure_aware
 
 if TYPE_CHECKING:
     from segkit.engine import Engine
 
-__all__ = ["HYGIENE_KINDS", "HygieneIssue", "hygiene"]
+__all__ = ["HYGIENE_KINDS", "HygieneIssue", "HygieneReport", "hygiene"]
 
 #: The checks, in the order issues are listed.
 HYGIENE_KINDS: Final = ("empty", "tiny", "duplicate", "unused", "stale")
@@ -113,6 +114,91 @@ class HygieneIssue:
         )
 
 
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+class HygieneReport(tuple[HygieneIssue, ...], Frames):
+    """The issues of :meth:`Engine.hygiene <segkit.Engine.hygiene>`: a tuple of
+    :class:`HygieneIssue`, with a table.
+
+    Indexing, ``len``, iteration and equality work as for the tuple of issues;
+    ``repr`` shows :meth:`table`; in a notebook it is an HTML table;
+    :meth:`to_pandas` / :meth:`to_polars` give one row per issue.
+
+    >>> import segkit as sk
+    >>> engine = sk.Engine(sk.Schema(attributes={"age": "int"}))
+    >>> _ = engine.upsert_many({f"c-{i}": {"age": i} for i in range(50)})
+    >>> _ = engine.define("kids", "age < 18")
+    >>> _ = engine.define("minors", "age <= 17")
+    >>> report = engine.hygiene(tiny=10)
+    >>> report
+    HygieneReport: 3 issues (1 duplicate, 2 unused)
+      kind       segment  size  detail
+      duplicate  kids       18  Jaccard 1.000 with 'minors' (18 members in common)
+      unused     kids       18  has no usage record and no segment refers to it
+      unused     minors     18  has no usage record and no segment refers to it
+    >>> len(report), report[0].other, report == tuple(report)
+    (3, 'minors', True)
+
+    .. versionadded:: 0.1.0
+    """
+
+    __slots__ = ()
+
+    def _summary(self) -> str:
+        if not self:
+            return "HygieneReport: no issues"
+        counts: dict[str, int] = {}
+        for issue in self:
+            counts[issue.kind] = counts.get(issue.kind, 0) + 1
+        kinds = ", ".join(f"{n} {kind}" for kind, n in counts.items())
+        return f"HygieneReport: {_plural(len(self), 'issue')} ({kinds})"
+
+    def _cells(self) -> list[list[str]]:
+        return [[i.kind, i.segment, f"{i.size:,}", i.detail] for i in self]
+
+    def table(self) -> str:
+        """The issues as plain text (what ``repr`` shows), in their order.
+
+        >>> import segkit as sk
+        >>> print(sk.Engine(sk.Schema(attributes={})).hygiene().table())
+        HygieneReport: no issues
+        """
+        return text_table([self._summary()], _COLUMNS, self._cells())
+
+    def __repr__(self) -> str:
+        return self.table()
+
+    def _repr_html_(self) -> str:
+        return html_table([self._summary()], _COLUMNS, self._cells())
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-safe dict: ``{"issues": [issue.to_dict(), ...]}``.
+
+        >>> import segkit as sk
+        >>> sk.Engine(sk.Schema(attributes={})).hygiene().to_dict()
+        {'issues': []}
+        """
+        return {"issues": [issue.to_dict() for issue in self]}
+
+    def _columns(self) -> Columns:
+        return typed_columns(
+            [
+                ("kind", "str", [i.kind for i in self]),
+                ("segment", "str", [i.segment for i in self]),
+                ("size", "int", [i.size for i in self]),
+                ("detail", "str", [i.detail for i in self]),
+                ("other", "str", [i.other for i in self]),
+                ("jaccard", "float", [i.jaccard for i in self]),
+                ("last_saved", "datetime", [i.last_saved for i in self]),
+            ]
+        )
+
+
+_COLUMNS: Final = (("kind", "l"), ("segment", "l"), ("size", "r"), ("detail", "l"))
+
+
 def _kinds(kinds: Iterable[str] | None) -> frozenset[str]:
     if kinds is None:
         return frozenset(HYGIENE_KINDS)
@@ -156,7 +242,7 @@ def hygiene(
     duplicate_jaccard: float | None = 0.95,
     stale_days: float | None = 30,
     kinds: Iterable[str] | None = None,
-) -> list[HygieneIssue]:
+) -> HygieneReport:
     """The hygiene issues of ``engine``'s segments.
 
     This is :meth:`Engine.hygiene <segkit.Engine.hygiene>`, which documents the
@@ -260,4 +346,4 @@ def hygiene(
                 )
     order = {kind: i for i, kind in enumerate(HYGIENE_KINDS)}
     issues.sort(key=lambda issue: (order[issue.kind], issue.segment, issue.other or ""))
-    return issues
+    return HygieneReport(issues)

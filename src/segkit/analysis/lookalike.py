@@ -76,6 +76,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeAlias
 import attrs
 
 from segkit._suggest import suggest
+from segkit.analysis._html import Columns, Frames, html_table, typed_columns
 from segkit.errors import RuleTypeError, SegmentError, UnknownAttributeError
 from segkit.index import LOW_CARDINALITY, AttributeIndex, Bitmap, Members
 from segkit.records import _FrozenDict
@@ -197,7 +198,7 @@ class LookalikeContribution:
 
 
 @attrs.frozen(repr=False)
-class Lookalike:
+class Lookalike(Frames):
     """The non-members of a seed segment that resemble it most, with their scores.
 
     * ``members``: the chosen profiles (:class:`~segkit.Members`);
@@ -211,7 +212,9 @@ class Lookalike:
     * ``candidates``: how many non-members were scored; ``segment``: the name of
       the saved static segment, or ``None``.
 
-    :meth:`drivers` tells which values made one profile's score.
+    :meth:`drivers` tells which values made one profile's score. :meth:`to_pandas`
+    and :meth:`to_polars` give one row per weight; a notebook shows the table in
+    HTML.
 
     >>> import segkit as sk
     >>> engine = sk.Engine(sk.Schema(attributes={"plan": "string"}))
@@ -325,29 +328,63 @@ class Lookalike:
         Lookalike of 'fans': 0 of 0 candidates, saved as 'more_fans'
           strongest weights: plan = 'pro' (+0.000)
         """
-        saved = " (not saved)" if self.segment is None else f", saved as {self.segment!r}"
-        lines = [
-            f"Lookalike of {self.seed!r}: {len(self.scores)} of {self.candidates} candidates{saved}"
-        ]
-        shown = list(self.scores.items())[:_REPR_MEMBERS]
-        if shown:
-            width = max(3, *(len(key) for key, _ in shown))
-            rank_width = max(4, len(str(len(shown))))
+        head, cells, more, strongest = self._display()
+        lines = [head]
+        if cells:
+            width = max(3, *(len(key) for _, key, _ in cells))
+            rank_width = max(4, len(cells[-1][0]))
             lines.append(f"  {'rank':>{rank_width}}  {'key':<{width}}  score")
-            for rank, (key, score) in enumerate(shown, 1):
-                lines.append(f"  {rank:>{rank_width}}  {key:<{width}}  {score:+.3f}")
-            if len(self.scores) > len(shown):
-                lines.append(f"  ... {len(self.scores) - len(shown)} more")
+            for rank, key, score in cells:
+                lines.append(f"  {rank:>{rank_width}}  {key:<{width}}  {score}")
+            if more:
+                lines.append(f"  ... {more} more")
+        if strongest:
+            lines.append(f"  {strongest}")
+        return "\n".join(lines)
+
+    def _display(self) -> tuple[str, list[tuple[str, str, str]], int, str]:
+        """The head line, the first chosen profiles' cells, how many more, the weights line."""
+        saved = " (not saved)" if self.segment is None else f", saved as {self.segment!r}"
+        head = (
+            f"Lookalike of {self.seed!r}: {len(self.scores)} of {self.candidates} candidates{saved}"
+        )
+        shown = list(self.scores.items())[:_REPR_MEMBERS]
+        cells = [(str(rank), key, f"{score:+.3f}") for rank, (key, score) in enumerate(shown, 1)]
         weights = self.weights
         strongest = list(weights[:_REPR_WEIGHTS])
         strongest += [w for w in weights[-_REPR_WEIGHTS:] if w.weight < 0 and w not in strongest]
-        if strongest:
-            text = ", ".join(f"{w.attribute} = {_label(w)} ({w.weight:+.3f})" for w in strongest)
-            lines.append(f"  strongest weights: {text}")
-        return "\n".join(lines)
+        text = ", ".join(f"{w.attribute} = {_label(w)} ({w.weight:+.3f})" for w in strongest)
+        line = f"strongest weights: {text}" if strongest else ""
+        return head, cells, len(self.scores) - len(shown), line
 
     def __repr__(self) -> str:
         return self.table()
+
+    def _repr_html_(self) -> str:
+        """The notebook view: :meth:`table` as an HTML table."""
+        head, cells, more, strongest = self._display()
+        notes = [f"... {more} more"] if more else []
+        if strongest:
+            notes.append(strongest)
+        return html_table([head], [("rank", "r"), ("key", "l"), ("score", "r")], cells, notes)
+
+    def _columns(self) -> Columns:
+        """One row per weight, highest first: attribute, value (as text), weight, counts.
+
+        ``value`` is text so that one column holds every attribute's values: a
+        string as itself, a bin as its label (``"[30, 45)"``), a bool or a list's
+        integer element as Python prints it (``"True"``, ``"3"``).
+        """
+        rows = self.weights
+        return typed_columns(
+            [
+                ("attribute", "str", [w.attribute for w in rows]),
+                ("value", "str", [str(w.value) for w in rows]),
+                ("weight", "float", [w.weight for w in rows]),
+                ("seed_count", "int", [w.seed_count for w in rows]),
+                ("rest_count", "int", [w.rest_count for w in rows]),
+            ]
+        )
 
 
 def _label(row: LookalikeWeight) -> str:

@@ -50,6 +50,7 @@ import attrs
 
 from segkit._suggest import suggest
 from segkit.analysis import _stats
+from segkit.analysis._html import Columns, Frames, html_table, typed_columns
 from segkit.dsl.check import check as _check_rule
 from segkit.dsl.rule import Rule, RuleLike, as_rule
 from segkit.errors import RuleSyntaxError, RuleTypeError, SchemaError, UnknownAttributeError
@@ -533,13 +534,15 @@ class ComparisonRow:
 
 
 @attrs.frozen
-class Comparison:
+class Comparison(Frames):
     """Metrics per segment, from :meth:`segkit.Engine.compare`: one row per segment.
 
     ``comparison["a"]`` is segment ``a``'s :class:`ComparisonRow`;
     ``comparison["a", "mean(ltv)"]`` (or ``comparison["a", metric]``) one
     :class:`MetricValue`. ``now`` is the time rules were evaluated at; ``repr``
-    shows the table.
+    shows the table (a notebook, in HTML); :meth:`to_pandas` and :meth:`to_polars`
+    give one row per segment, with the value, ``low``, ``high`` and ``n`` of each
+    metric.
 
     >>> import segkit as sk
     >>> from segkit.analysis import metrics
@@ -636,6 +639,19 @@ class Comparison:
             "rows": [row.to_dict() for row in self.rows],
         }
 
+    def _display(self) -> tuple[str, list[str], list[list[str]]]:
+        """The title, the header and the cells of :meth:`table`."""
+        header = ["segment", "members", *self.labels]
+        cells = [
+            [row.segment, f"{row.size:,}", *(_show(row.values[m.label], m) for m in self.metrics)]
+            for row in self.rows
+        ]
+        title = (
+            f"Comparison of {len(self.rows)} segment{'s' if len(self.rows) != 1 else ''}"
+            f" ({_percent(self.confidence)} confidence)"
+        )
+        return title, header, cells
+
     def table(self) -> str:
         """The comparison as a plain-text table (what ``repr`` shows): one line per segment.
 
@@ -652,11 +668,7 @@ class Comparison:
           segment  members  rate(ok)
           known          2  50.0% [9.5%, 90.5%] n=2
         """
-        header = ["segment", "members", *self.labels]
-        lines = [
-            [row.segment, f"{row.size:,}", *(_show(row.values[m.label], m) for m in self.metrics)]
-            for row in self.rows
-        ]
+        title, header, lines = self._display()
         widths = [max(len(cells[i]) for cells in [header, *lines]) for i in range(len(header))]
 
         def render(cells: Sequence[str]) -> str:
@@ -666,14 +678,38 @@ class Comparison:
             ]
             return ("  " + "  ".join(parts)).rstrip()
 
-        title = (
-            f"Comparison of {len(self.rows)} segment{'s' if len(self.rows) != 1 else ''}"
-            f" ({_percent(self.confidence)} confidence)"
-        )
         return "\n".join([title, render(header), *(render(cells) for cells in lines)])
 
     def __repr__(self) -> str:
         return self.table()
+
+    def _repr_html_(self) -> str:
+        """The notebook view: :meth:`table` as an HTML table."""
+        title, header, cells = self._display()
+        columns = [(name, "r" if i == 1 else "l") for i, name in enumerate(header)]
+        return html_table([title], columns, cells)
+
+    def _columns(self) -> Columns:
+        """One row per segment: its size, then per metric its value, ``low``, ``high`` and ``n``.
+
+        A metric labelled ``mean(ltv)`` gives the columns ``mean(ltv)``,
+        ``mean(ltv)_low``, ``mean(ltv)_high`` and ``mean(ltv)_n``; a missing value
+        or bound is missing (NaN in pandas, null in polars).
+        """
+        rows = self.rows
+        items: list[tuple[str, str, list[Any]]] = [
+            ("segment", "str", [row.segment for row in rows]),
+            ("size", "int", [row.size for row in rows]),
+        ]
+        for label in self.labels:
+            values = [row.values[label] for row in rows]
+            items += [
+                (label, "float", [v.value for v in values]),
+                (f"{label}_low", "float", [v.low for v in values]),
+                (f"{label}_high", "float", [v.high for v in values]),
+                (f"{label}_n", "int", [v.n for v in values]),
+            ]
+        return typed_columns(items)
 
 
 def _percent(confidence: float) -> str:

@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 
 import attrs
 
+from segkit.analysis._html import Columns, Frames, html_table, typed_columns
 from segkit.index import Bitmap, FrozenBitmap, Members
 
 if TYPE_CHECKING:
@@ -260,7 +261,7 @@ def _frozen_matrix(rows: dict[str, dict[str, Any]]) -> Mapping[str, Mapping[str,
 
 
 @attrs.frozen(repr=False)
-class OverlapReport:
+class OverlapReport(Frames):
     """The overlap of N segments: exclusive regions, totals, pairwise counts.
 
     * ``names``: the segments, in the order asked for;
@@ -273,6 +274,9 @@ class OverlapReport:
 
     :meth:`jaccard` and :meth:`containment` derive matrices from those counts;
     :meth:`region` drills down to members; :meth:`sorted` reorders the regions.
+    :meth:`to_pandas` and :meth:`to_polars` give one row per region: a bool
+    column per segment (is the region in it), ``count`` and ``share`` (of the
+    union); a notebook shows the table in HTML.
 
     >>> import segkit as sk
     >>> engine = sk.Engine(sk.Schema(attributes={"n": "int"}))
@@ -445,19 +449,8 @@ class OverlapReport:
             "regions": [r.to_dict() for r in self.regions],
         }
 
-    def table(self, rows: int = _SHOWN) -> str:
-        """The report as plain text (what ``repr`` shows): the first ``rows`` regions,
-        or in a ``pairwise_only`` report the pairs, largest first.
-
-        >>> import segkit as sk
-        >>> engine = sk.Engine(sk.Schema(attributes={"n": "int"}))
-        >>> _ = engine.upsert_many({k: {"n": i} for i, k in enumerate("abc")})
-        >>> _ = engine.define("low", "n < 2"), engine.define("high", "n > 0")
-        >>> print(engine.overlap(["low", "high"], pairwise=True).table())
-        OverlapReport: 2 segments (low: 2, high: 2), pairwise only
-          count  pair
-              1  low & high
-        """
+    def _display(self, rows: int) -> tuple[str, str, list[tuple[int, str]], int]:
+        """The head line, the label column's title, the first ``rows`` rows and how many more."""
         shown = ", ".join(f"{n}: {self.totals[n]}" for n in self.names[:10])
         if len(self.names) > 10:
             shown += ", ..."
@@ -475,15 +468,57 @@ class OverlapReport:
             body = [(r.count, " & ".join(r.segments)) for r in self.regions]
             label = "region"
             head += f", {self.union} profiles in any"
-        width = max([5, *(len(str(c)) for c, _ in body[:rows])])
+        return head, label, body[:rows], max(len(body) - rows, 0)
+
+    def table(self, rows: int = _SHOWN) -> str:
+        """The report as plain text (what ``repr`` shows): the first ``rows`` regions,
+        or in a ``pairwise_only`` report the pairs, largest first.
+
+        >>> import segkit as sk
+        >>> engine = sk.Engine(sk.Schema(attributes={"n": "int"}))
+        >>> _ = engine.upsert_many({k: {"n": i} for i, k in enumerate("abc")})
+        >>> _ = engine.define("low", "n < 2"), engine.define("high", "n > 0")
+        >>> print(engine.overlap(["low", "high"], pairwise=True).table())
+        OverlapReport: 2 segments (low: 2, high: 2), pairwise only
+          count  pair
+              1  low & high
+        """
+        head, label, body, more = self._display(rows)
+        width = max([5, *(len(str(c)) for c, _ in body)])
         lines = [head, f"  {'count':>{width}}  {label}"]
-        lines += [f"  {c:>{width}}  {text}" for c, text in body[:rows]]
-        if len(body) > rows:
-            lines.append(f"  ... {len(body) - rows} more")
+        lines += [f"  {c:>{width}}  {text}" for c, text in body]
+        if more:
+            lines.append(f"  ... {more} more")
         return "\n".join(lines)
 
     def __repr__(self) -> str:
         return self.table()
+
+    def _repr_html_(self) -> str:
+        """The notebook view: :meth:`table` as an HTML table (the first 20 rows)."""
+        head, label, body, more = self._display(_SHOWN)
+        return html_table(
+            [head],
+            [("count", "r"), (label, "l")],
+            [[str(c), text] for c, text in body],
+            [f"... {more} more"] if more else [],
+        )
+
+    def _columns(self) -> Columns:
+        """One row per region: a bool column per segment (is the region in it), count, share.
+
+        ``share`` is the region's count over :attr:`union` (0.0 when it is 0). A
+        ``pairwise_only`` report has no regions: no rows.
+        """
+        union = self.union
+        regions = self.regions
+        return typed_columns(
+            [
+                *((name, "bool", [name in r.segments for r in regions]) for name in self.names),
+                ("count", "int", [r.count for r in regions]),
+                ("share", "float", [r.count / union if union else 0.0 for r in regions]),
+            ]
+        )
 
 
 def overlap(

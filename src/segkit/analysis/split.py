@@ -74,6 +74,7 @@ from typing import TYPE_CHECKING, Any, Final, cast
 import attrs
 
 from segkit.analysis._chisq import chi2_sf
+from segkit.analysis._html import Columns, Frames, html_table, typed_columns
 from segkit.errors import SchemaError, SegmentError
 from segkit.hashing import BUCKETS, bucket
 from segkit.index import Bitmap, FrozenBitmap, Members
@@ -91,6 +92,7 @@ __all__ = [
     "BucketCache",
     "SampleRatioCheck",
     "Split",
+    "split_members",
     "split_segment",
     "stratum_offset",
 ]
@@ -598,7 +600,7 @@ def _show_number(value: float) -> str:
 
 
 @attrs.frozen(repr=False)
-class Split(Mapping[str, Members]):
+class Split(Mapping[str, Members], Frames):
     """The groups of a split segment: a read-only mapping ``group -> Members``.
 
     ``dict(split)`` gives the members of each group (in the order given, the
@@ -616,6 +618,10 @@ class Split(Mapping[str, Members]):
     * ``strata``: for a stratified split, the counts per group in each stratum (by
       attribute value; ``None`` for the members without a value);
     * ``saved``: the static segments saved with ``save=``.
+
+    :meth:`to_pandas` and :meth:`to_polars` give one row per group (``group``,
+    ``weight``, bucket range ``low``/``high``, ``count``, ``share`` of the
+    segment, ``expected``); a notebook shows the table in HTML.
 
     >>> import segkit as sk
     >>> engine = sk.Engine(sk.Schema(attributes={"plan": "string"}))
@@ -744,8 +750,8 @@ class Split(Mapping[str, Members]):
             "saved": list(self.saved),
         }
 
-    def table(self) -> str:
-        """The split as plain text (what ``repr`` shows)."""
+    def _display(self) -> tuple[str, list[tuple[str, str, str, str, str]], list[str]]:
+        """The head line, the rows as text and the notes of :meth:`table`."""
         size = sum(self.counts.values())
         head = f"Split of {self.segment!r} ({size} members) with salt {self.salt!r}"
         if self.by is not None:
@@ -764,6 +770,26 @@ class Split(Mapping[str, Members]):
             rows.append(
                 (group, weight, span, str(self.counts[group]), f"{self.expected[group]:.1f}")
             )
+        notes = []
+        if self.holdout is not None:
+            notes.append(
+                f"* holdout buckets are under the salt {self.salt + HOLDOUT_SALT_SUFFIX!r}"
+            )
+        return head, rows, notes
+
+    def table(self) -> str:
+        """The split as plain text (what ``repr`` shows).
+
+        >>> import segkit as sk
+        >>> engine = sk.Engine(sk.Schema(attributes={}))
+        >>> _ = engine.upsert_many({"a": {}, "b": {}})
+        >>> _ = engine.define_static("all", ["a", "b"])
+        >>> print(engine.split("all", {"x": 1}, salt="s").table())
+        Split of 'all' (2 members) with salt 's': SRM p=1.0000, ok
+          group  weight  buckets  count  expected
+          x           1  0..9999      2       2.0
+        """
+        head, rows, notes = self._display()
         widths = [
             max(len(title), *(len(row[i]) for row in rows))
             for i, title in enumerate(("group", "weight", "buckets", "count", "expected"))
@@ -778,14 +804,43 @@ class Split(Mapping[str, Members]):
                 f"  {group:<{widths[0]}}  {weight:>{widths[1]}}  {span:<{widths[2]}}"
                 f"  {count:>{widths[3]}}  {expected:>{widths[4]}}"
             )
-        if self.holdout is not None:
-            lines.append(
-                f"  * holdout buckets are under the salt {self.salt + HOLDOUT_SALT_SUFFIX!r}"
-            )
+        lines += [f"  {note}" for note in notes]
         return "\n".join(lines)
 
     def __repr__(self) -> str:
         return self.table()
+
+    def _repr_html_(self) -> str:
+        """The notebook view: :meth:`table` as an HTML table."""
+        head, rows, notes = self._display()
+        columns = [("group", "l"), ("weight", "r"), ("buckets", "l"), ("count", "r")]
+        return html_table([head], [*columns, ("expected", "r")], rows, notes)
+
+    def _columns(self) -> Columns:
+        """One row per group (the holdout last): weight, bucket range, count, share, expected.
+
+        ``weight`` is the holdout's percentage on its row (as in :meth:`to_dict`);
+        ``low`` and ``high`` are the bucket range (missing for an empty group or a
+        stratified split); ``share`` is the group's count over the segment's size.
+        """
+        groups = list(self._groups)
+        total = sum(self.counts.values())
+        weights = [
+            self.holdout if g == HOLDOUT and self.holdout is not None else self.weights[g]
+            for g in groups
+        ]
+        spans = [self.buckets.get(g) for g in groups]
+        return typed_columns(
+            [
+                ("group", "str", groups),
+                ("weight", "float", [float(w) for w in weights]),
+                ("low", "int", [None if b is None else b[0] for b in spans]),
+                ("high", "int", [None if b is None else b[1] for b in spans]),
+                ("count", "int", [self.counts[g] for g in groups]),
+                ("share", "float", [self.counts[g] / total if total else 0.0 for g in groups]),
+                ("expected", "float", [self.expected[g] for g in groups]),
+            ]
+        )
 
 
 # --- the split ----------------------------------------------------------------------------
@@ -911,3 +966,74 @@ def _save(
             ),
         )
     return tuple(static_names)
+
+
+def split_members(
+    name: str,
+    members: Members,
+    groups: Mapping[str, float],
+    *,
+    salt: str,
+    holdout: float | None = None,
+) -> Split:
+    """Split ``members`` (any :class:`~segkit.Members`, no Engine needed) like
+    :meth:`segkit.Engine.split`: the same buckets, ranges, holdout and SRM check.
+
+    ``name`` labels the split (its ``segment``). Stratified splits (``by=``) need an
+    Engine's attribute index and are not offered here; nothing is saved. This is
+    what :meth:`segkit.spark.SparkMemberships.split` runs on bitmaps from Spark.
+
+    >>> import segkit as sk
+    >>> engine = sk.Engine(sk.Schema(attributes={}))
+    >>> _ = engine.upsert_many({f"c-{i}": {} for i in range(300)})
+    >>> _ = engine.define_static("everyone", [f"c-{i}" for i in range(300)])
+    >>> mine = split_members("everyone", engine.members("everyone"),
+    ...                      {"control": 50, "test": 50}, salt="exp-7")
+    >>> dict(mine.counts) == dict(engine.split("everyone", {"control": 50, "test": 50},
+    ...                                         salt="exp-7").counts)
+    True
+
+    .. versionadded:: 0.1.0
+    """
+    if not isinstance(members, Members):
+        raise TypeError(f"members must be segkit.Members, got {type(members).__name__}")
+    if not isinstance(salt, str):
+        raise TypeError(f"salt must be a string, got {type(salt).__name__}")
+    if not salt:
+        raise ValueError("salt must not be empty: use one salt per experiment")
+    weights = _check_groups(groups, holdout is not None)
+    held_buckets = _check_holdout(holdout)
+    ranges = _ranges(weights)
+    ids, idmap = members.ids, members._idmap
+    rest: Bitmap | FrozenBitmap = ids
+    found: dict[str, Bitmap] = {}
+    if held_buckets:
+        held_table = _SaltTable(salt + HOLDOUT_SALT_SUFFIX)
+        held_table.cover(ids, idmap)
+        held = held_table.between(0, held_buckets - 1) & ids
+        rest = ids - held
+    table = _SaltTable(salt)
+    table.cover(rest, idmap)
+    kept = 1 - Fraction(held_buckets, BUCKETS)
+    shares: dict[str, Fraction] = {}
+    for group, span in ranges.items():
+        found[group] = Bitmap() if span is None else table.between(*span) & rest
+        shares[group] = kept * Fraction(0 if span is None else span[1] - span[0] + 1, BUCKETS)
+    if held_buckets:
+        found[HOLDOUT] = held
+        shares[HOLDOUT] = Fraction(held_buckets, BUCKETS)
+        ranges[HOLDOUT] = (0, held_buckets - 1)
+    counts = {group: len(bm) for group, bm in found.items()}
+    expected = {group: float(len(ids) * share) for group, share in shares.items()}
+    return Split(
+        name,
+        salt,
+        None,
+        holdout,
+        MappingProxyType(dict(weights)),
+        MappingProxyType(ranges),
+        MappingProxyType(counts),
+        MappingProxyType(expected),
+        SampleRatioCheck.of(counts, expected),
+        _groups=MappingProxyType({g: Members(bm, idmap) for g, bm in found.items()}),
+    )

@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any, Final
 import attrs
 
 from segkit._suggest import suggest
+from segkit.analysis._html import Columns, Frames, html_table, text_table, typed_columns
 from segkit.errors import ConflictError
 from segkit.index import Bitmap, Members
 from segkit.storage import UsageRecord, describe_usage, record_usage
@@ -60,6 +61,14 @@ _STORED_PREFIXES: Final = ("split:", "lookalike:")
 
 #: How often :meth:`UsageLog.remove` re-reads after losing a race.
 _RETRIES: Final = 100
+
+#: The unused segments named by :meth:`UsageLog.table` (then "... N more").
+_UNUSED_SHOWN: Final = 10
+_COLUMNS: Final = (("segment", "l"), ("tool", "l"), ("objective", "l"), ("ref", "l"), ("at", "l"))
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 @attrs.frozen(repr=False)
@@ -101,7 +110,7 @@ class ObjectiveUsage:
         return f"ObjectiveUsage({self.objective!r}, count={self.count}, segments={self.segments!r})"
 
 
-class UsageLog:
+class UsageLog(Frames):
     """Record, remove and query where an engine's segments are used.
 
     Get it from :attr:`Engine.usage <segkit.Engine.usage>`. ``objective`` must be
@@ -109,6 +118,9 @@ class UsageLog:
     ``"automation"``, ``"analytics"``, ``"segmentation"``): a fixed vocabulary
     keeps :meth:`by_objective` comparable across tools and catches typos. The
     tool name ``"segkit"`` is reserved for segkit's own uses.
+
+    :meth:`table` lists every current use (a notebook shows it in HTML), and
+    :meth:`to_pandas` / :meth:`to_polars` give one row per use.
 
     >>> import segkit as sk
     >>> engine = sk.Engine(sk.Schema(attributes={}))
@@ -135,6 +147,74 @@ class UsageLog:
         used = sum(1 for records in uses.values() if records)
         total = sum(len(records) for records in uses.values())
         return f"UsageLog(segments={len(uses)}, used={used}, records={total})"
+
+    def _display(self) -> tuple[str, list[list[str]], list[str]]:
+        """The head line, one row of cells per use, and the unused segments' note."""
+        uses = self._uses()
+        records = [usage for found in uses.values() for usage in found]
+        unused = [name for name, found in uses.items() if not found]
+        used = len(uses) - len(unused)
+        head = (
+            f"UsageLog: {_plural(len(uses), 'segment')}, {used} used, "
+            f"{_plural(len(records), 'use')}"
+        )
+        cells = [
+            [
+                u.segment,
+                u.tool,
+                u.objective,
+                u.ref,
+                "-" if u.at is None else u.at.strftime("%Y-%m-%d %H:%M"),
+            ]
+            for u in records
+        ]
+        notes = []
+        if unused:
+            more = (
+                f", ... {len(unused) - _UNUSED_SHOWN} more" if len(unused) > _UNUSED_SHOWN else ""
+            )
+            notes.append(f"unused: {', '.join(unused[:_UNUSED_SHOWN])}{more}")
+        return head, cells, notes
+
+    def table(self) -> str:
+        """Every current use as plain text, by segment, then tool, then ref; then the unused.
+
+        ``at`` is when the use was recorded (for a rule reference, when the
+        referring segment last changed), to the minute.
+
+        >>> import segkit as sk
+        >>> from datetime import datetime, timezone
+        >>> now = datetime(2024, 6, 30, 9, 15, tzinfo=timezone.utc)
+        >>> engine = sk.Engine(sk.Schema(attributes={}), clock=lambda: now)
+        >>> for name in ("vip", "old"):
+        ...     _ = engine.define_static(name, [])
+        >>> _ = engine.usage.record("vip", tool="email", objective="communication", ref="nl-7")
+        >>> print(engine.usage.table())
+        UsageLog: 2 segments, 1 used, 1 use
+          segment  tool   objective      ref   at
+          vip      email  communication  nl-7  2024-06-30 09:15
+          unused: old
+        """
+        head, cells, notes = self._display()
+        return text_table([head], _COLUMNS, cells, notes)
+
+    def _repr_html_(self) -> str:
+        """The notebook view: :meth:`table` as an HTML table."""
+        head, cells, notes = self._display()
+        return html_table([head], _COLUMNS, cells, notes)
+
+    def _columns(self) -> Columns:
+        """One row per current use (rule references included): the fields of a record."""
+        records = [usage for found in self._uses().values() for usage in found]
+        return typed_columns(
+            [
+                ("segment", "str", [u.segment for u in records]),
+                ("tool", "str", [u.tool for u in records]),
+                ("objective", "str", [u.objective for u in records]),
+                ("ref", "str", [u.ref for u in records]),
+                ("at", "datetime", [u.at for u in records]),
+            ]
+        )
 
     # --- writing ----------------------------------------------------------------------------
 
