@@ -66,6 +66,7 @@ def test_schema_declaration(ds: Dataset) -> None:
             "is_customer": "bool",
             "tags": "list[string]",
             "email": "string",
+            "nps": "int",
             "lifecycle_stage": "string",
         },
         "events": {
@@ -104,6 +105,7 @@ def test_attribute_values(ds: Dataset) -> None:
         assert len(set(a["tags"])) == len(a["tags"])
         assert set(a["tags"]) <= set(TAGS)
         assert "email" not in a or a["email"].endswith((".com", ".org", ".net"))
+        assert "nps" not in a or a["nps"] in range(11)
     assert len(COUNTRIES) == len(set(COUNTRIES)) == 50
     assert len(TAGS) == len(set(TAGS)) == 20
 
@@ -120,6 +122,11 @@ def test_distributions(ds: Dataset) -> None:
     assert sum(paying) / len(paying) > 0.6 > 0.2 > sum(free) / len(free)
     with_email = sum("email" in p.attributes for p in ds.profiles) / len(ds.profiles)
     assert 0.85 <= with_email <= 0.95
+    answered = [p.attributes for p in ds.profiles if "nps" in p.attributes]
+    assert 0.2 <= len(answered) / len(ds.profiles) <= 0.4
+    customers = [a["nps"] for a in answered if a["is_customer"]]
+    others = [a["nps"] for a in answered if not a["is_customer"]]
+    assert sum(customers) / len(customers) > sum(others) / len(others)
     assert len({len(p.attributes["tags"]) for p in ds.profiles}) == 4
 
 

@@ -12,7 +12,7 @@ import pytest
 import tomllib
 
 import segkit as sk
-from segkit.__main__ import DEMO_RULES, main
+from segkit.__main__ import main
 
 ROOT = Path(__file__).parent.parent
 
@@ -57,33 +57,6 @@ def test_no_eval_or_exec_in_the_library() -> None:
         assert "exec(" not in text, path
 
 
-def test_demo_prints_every_rule_with_its_members(capsys: pytest.CaptureFixture[str]) -> None:
-    """``python -m segkit demo`` evaluates each demo rule and shows the error examples."""
-    assert main(["demo", "--profiles", "120", "--seed", "3"]) == 0
-    out = capsys.readouterr().out
-    assert out.startswith(f"segkit {sk.__version__} demo: 120 synthetic profiles, ")
-    for text, label in DEMO_RULES:
-        assert f"  rule: {sk.parse(text)}\n" in out
-        assert label in out
-    assert "equal to the parsed rule: True" in out
-    assert "hint: did you mean 'country'?" in out
-
-
-def test_demo_counts_match_the_predicate(capsys: pytest.CaptureFixture[str]) -> None:
-    """The demo's member counts are the predicate's counts on the same data."""
-    main(["demo", "--profiles", "150", "--seed", "5"])
-    out = capsys.readouterr().out
-    data = sk.datasets.generate(150, seed=5)
-    events: dict[str, list[sk.Event]] = {}
-    for e in data.events:
-        events.setdefault(e.key, []).append(e)
-    for text, label in DEMO_RULES:
-        pred = sk.compile_predicate(text, data.schema)
-        n = len(pred.filter(data.profiles, lambda k: events.get(k, []), now=data.now))
-        row = next(line for line in out.splitlines() if line.startswith(label))
-        assert int(row[32:40]) == n, label
-
-
 def test_check_prints_the_canonical_form(capsys: pytest.CaptureFixture[str]) -> None:
     """``check`` prints the canonical text and exits 0 for a valid rule."""
     assert main(["check", "age>=18  and country=='FR'"]) == 0
@@ -125,22 +98,3 @@ def test_module_entry_point_runs() -> None:
     )
     assert "demo" in out.stdout
     assert "check" in out.stdout
-
-
-def test_demo_shows_the_analyses(capsys: pytest.CaptureFixture[str]) -> None:
-    """The demo's overlap, split, KPI and journey sections are the engine's own reports."""
-    assert main(["demo", "--profiles", "150", "--seed", "5"]) == 0
-    out = capsys.readouterr().out
-    data = sk.datasets.generate(150, seed=5)
-    engine = sk.Engine(data.schema, clock=lambda: data.now)
-    engine.upsert_many(data.iter_records())
-    engine.track_many(data.events)
-    engine.define("a", 'plan in ["pro", "enterprise"] and ltv > 500')
-    engine.define("b", "sum(purchase.amount in last 90d) > 200")
-    engine.define("c", "did add_to_cart then purchase within 1d")
-    overlap = engine.overlap(["a", "b", "c"])
-    assert f"{overlap.union} profiles in any\n" in out
-    split = engine.split("c", {"control": 50, "test": 50}, salt="demo-exp")
-    assert f"  control      50  0..4999    {split.counts['control']:>6}" in out
-    assert "\nKPIs compared across segments (engine.compare):\nComparison of 3 segments" in out
-    assert "\nJourney for 'pricing_lurkers' (engine.funnel, 30-day window):\n" in out

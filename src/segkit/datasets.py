@@ -17,13 +17,15 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from bisect import bisect_right
+from collections.abc import Callable, Iterator
+from datetime import date, datetime, timedelta, timezone
+from operator import itemgetter
 from typing import Any, Final
 
 import attrs
 
-from segkit.records import Event, Profile
+from segkit.records import Event, Profile, _FrozenDict
 from segkit.schema import Schema
 
 __all__ = ["Dataset", "generate"]
@@ -85,6 +87,7 @@ _SCHEMA: Final = Schema(
         "is_customer": "bool",
         "tags": "list[string]",
         "email": "string",
+        "nps": "int",
         "lifecycle_stage": "string",
     },
     events={
@@ -101,7 +104,17 @@ _SCHEMA: Final = Schema(
 
 _DAY: Final = 86_400
 #: Event tracking starts this long before ``now``; older signups have no signup event.
-_TRACKING: Final = timedelta(days=365)
+_TRACKING: Final = 365 * _DAY
+_UTC: Final = timezone.utc
+#: ``(name, properties)`` of the events whose properties come from a short list: the
+#: read-only property mappings are built once and shared by every event.
+_PAGE_VIEWS: Final = tuple(_FrozenDict({"url": url}) for url in _URLS)
+_EMAIL_OPENS: Final = tuple(_FrozenDict({"campaign": c}) for c in _CAMPAIGNS)
+_CARTS: Final = tuple(_FrozenDict({"sku": sku, "price": price}) for sku, price in _PRODUCTS)
+_NO_PROPERTIES: Final = _FrozenDict()
+
+#: A raw event: (seconds since the epoch, name, properties).
+_Raw = tuple[int, str, _FrozenDict]
 
 
 @attrs.frozen(repr=False)
@@ -137,136 +150,159 @@ class Dataset:
         return ((p.key, dict(p.attributes)) for p in self.profiles)
 
 
-class _Timeline:
-    """One profile's events: each strictly after the previous, none after ``now``, at most
-    ``limit`` of them."""
+def _cumulative(weights: tuple[float, ...]) -> tuple[float, ...]:
+    """Cumulative weights normalised to end at 1.0, for :func:`_pick`."""
+    total = sum(weights)
+    running = 0.0
+    out = []
+    for w in weights:
+        running += w
+        out.append(running / total)
+    out[-1] = 1.0
+    return tuple(out)
 
-    def __init__(self, key: str, start: datetime, now: datetime, limit: int) -> None:
-        self.key = key
+
+_COUNTRY_CUM: Final = _cumulative(_COUNTRY_WEIGHTS)
+_PLAN_CUM: Final = _cumulative(tuple(float(w) for w in _PLAN_WEIGHTS))
+_TAG_COUNT_CUM: Final = _cumulative((35.0, 35.0, 20.0, 10.0))
+#: Survey answers (0-10): customers lean to promoters, others to passives and detractors.
+_NPS_CUSTOMER: Final = _cumulative((1, 1, 1, 2, 2, 4, 6, 12, 20, 25, 26))
+_NPS_OTHER: Final = _cumulative((4, 3, 4, 5, 6, 10, 12, 18, 16, 12, 10))
+
+
+def _pick(cum: tuple[float, ...], u: float) -> int:
+    """The index that ``u`` (in [0, 1)) falls into in cumulative weights ``cum``."""
+    return bisect_right(cum, u)
+
+
+class _Timeline:
+    """One profile's events, in whole seconds: each strictly after the previous, none
+    after ``now``, at most ``limit`` of them."""
+
+    __slots__ = ("events", "limit", "now", "open", "t")
+
+    def __init__(self, start: int, now: int, limit: int) -> None:
         self.t = start
         self.now = now
         self.limit = limit
-        self.events: list[Event] = []
+        self.events: list[_Raw] = []
         self.open = start <= now and limit > 0
 
-    def emit(self, gap_seconds: int, name: str, properties: dict[str, Any] | None = None) -> bool:
-        """Add ``name`` ``gap_seconds`` (at least 1) after the previous event; False past now."""
+    def emit(self, gap: int, name: str, properties: _FrozenDict) -> bool:
+        """Add ``name`` ``gap`` seconds (at least 1) after the previous event; False past now."""
         if not self.open:
             return False
-        at = self.t + timedelta(seconds=max(1, gap_seconds))
+        at = self.t + (gap if gap > 1 else 1)
         if at > self.now:
             self.open = False
             return False
         self.t = at
-        self.events.append(Event(self.key, name, at, properties or {}))
-        self.open = len(self.events) < self.limit
+        events = self.events
+        events.append((at, name, properties))
+        self.open = len(events) < self.limit
         return True
 
 
-def _session(rng: random.Random, line: _Timeline, customer: bool) -> set[str]:
-    """One visit: page views, maybe a cart, a checkout, a purchase or an abandoned cart."""
-    done: set[str] = set()
-    for _ in range(1 + min(5, int(rng.expovariate(1 / 1.5)))):
-        if not line.emit(rng.randint(10, 480), "page_view", {"url": rng.choice(_URLS)}):
-            return done
-        done.add("page_view")
-    if rng.random() >= (0.45 if customer else 0.3):
-        return done
-    cart = [rng.choice(_PRODUCTS) for _ in range(rng.choice((1, 1, 1, 2)))]
-    for sku, price in cart:
-        if not line.emit(rng.randint(30, 1200), "add_to_cart", {"sku": sku, "price": price}):
-            return done
-        done.add("add_to_cart")
+def _session(rnd: Callable[[], float], line: _Timeline, customer: bool) -> int:
+    """One visit: page views, maybe a cart, a checkout, a purchase or an abandoned cart.
+
+    Returns the furthest funnel stage reached: 1 page view, 2 cart, 3 checkout,
+    4 purchase (0: nothing happened).
+    """
+    stage = 0
+    n_views = 1 + min(5, int(-1.5 * math.log(1.0 - rnd())))
+    emit = line.emit
+    n_urls = len(_PAGE_VIEWS)
+    for _ in range(n_views):
+        if not emit(10 + int(rnd() * 471), "page_view", _PAGE_VIEWS[int(rnd() * n_urls)]):
+            return stage
+        stage = 1
+    if rnd() >= (0.45 if customer else 0.3):
+        return stage
+    n_carts = 2 if rnd() < 0.25 else 1
+    cart = [int(rnd() * len(_CARTS)) for _ in range(n_carts)]
+    for item in cart:
+        if not emit(30 + int(rnd() * 1171), "add_to_cart", _CARTS[item]):
+            return stage
+        stage = 2
     bought = False
-    if rng.random() < (0.7 if customer else 0.55):
+    if rnd() < (0.7 if customer else 0.55):
         # most checkouts follow within minutes, some a day or two later
-        gap = rng.randint(60, 1800) if rng.random() < 0.8 else rng.randint(3600, 2 * _DAY)
-        if not line.emit(gap, "checkout_started"):
-            return done
-        done.add("checkout_started")
-        if rng.random() < (0.8 if customer else 0.6):
-            amount = round(sum(price for _, price in cart), 2)
-            if not line.emit(
-                rng.randint(60, 1200), "purchase", {"amount": amount, "sku": cart[0][0]}
-            ):
-                return done
-            done.add("purchase")
+        gap = 60 + int(rnd() * 1741) if rnd() < 0.8 else 3600 + int(rnd() * (2 * _DAY - 3599))
+        if not emit(gap, "checkout_started", _NO_PROPERTIES):
+            return stage
+        stage = 3
+        if rnd() < (0.8 if customer else 0.6):
+            amount = round(sum(_PRODUCTS[i][1] for i in cart), 2)
+            sku = _PRODUCTS[cart[0]][0]
+            purchase = _FrozenDict({"amount": amount, "sku": sku})
+            if not emit(60 + int(rnd() * 1141), "purchase", purchase):
+                return stage
+            stage = 4
             bought = True
-    if (
-        not bought
-        and rng.random() < 0.8
-        and line.emit(rng.randint(3600, 6 * 3600), "cart_abandoned")
-    ):
-        done.add("cart_abandoned")
-    return done
+    if not bought and rnd() < 0.8:
+        emit(3600 + int(rnd() * 18001), "cart_abandoned", _NO_PROPERTIES)
+    return stage
 
 
-def _lifecycle(rng: random.Random, customer: bool, done: set[str], known: bool) -> str:
+def _lifecycle(rnd: Callable[[], float], customer: bool, stage: int, known: bool) -> str:
     if customer:
-        return "evangelist" if rng.random() < 0.1 else "customer"
-    if "checkout_started" in done or "purchase" in done:
+        return "evangelist" if rnd() < 0.1 else "customer"
+    if stage >= 3:
         return "opportunity"
-    if "add_to_cart" in done:
+    if stage == 2:
         return "sql"
-    if "page_view" in done:
+    if stage == 1:
         return "mql" if known else "lead"
     return "subscriber"
 
 
 def _profile(
-    rng: random.Random, index: int, width: int, now: datetime, events_per_profile: float
-) -> tuple[Profile, list[Event]]:
-    key = f"c-{index:0{width}d}"
-    plan = rng.choices(PLANS, weights=_PLAN_WEIGHTS)[0]
-    customer = rng.random() < (0.08 if plan == "free" else 0.85)
-    signed_up = now.date() - timedelta(days=rng.randrange(5 * 365))
-    day_start = datetime(signed_up.year, signed_up.month, signed_up.day, tzinfo=timezone.utc)
-    signup_at = day_start + timedelta(
-        seconds=int(rng.random() * min(_DAY, (now - day_start).total_seconds()))
-    )
+    rng: random.Random, index: int, key: str, now: int, today: date, events_per_profile: float
+) -> tuple[Profile, list[_Raw]]:
+    rnd = rng.random
+    plan = PLANS[_pick(_PLAN_CUM, rnd())]
+    customer = rnd() < (0.08 if plan == "free" else 0.85)
+    age_days = int(rnd() * 5 * 365)
+    signed_up = today - timedelta(days=age_days)
+    day_start = now - now % _DAY - age_days * _DAY
+    signup_at = day_start + int(rnd() * min(_DAY, now - day_start))
     attributes: dict[str, Any] = {
-        "country": rng.choices(COUNTRIES, weights=_COUNTRY_WEIGHTS)[0],
+        "country": COUNTRIES[_pick(_COUNTRY_CUM, rnd())],
         "plan": plan,
         "age": min(80, int(rng.triangular(18, 81, 31))),
-        "ltv": round(rng.lognormvariate(_LTV_MU[plan], 0.9), 2),
+        "ltv": round(math.exp(_LTV_MU[plan] + 0.9 * rng.gauss(0.0, 1.0)), 2),
         "signed_up": signed_up,
         "is_customer": customer,
-        "tags": tuple(
-            sorted(rng.sample(TAGS, rng.choices((0, 1, 2, 3), weights=(35, 35, 20, 10))[0]))
-        ),
+        "tags": tuple(sorted(rng.sample(TAGS, _pick(_TAG_COUNT_CUM, rnd())))),
     }
-    if rng.random() < 0.9:
-        attributes["email"] = f"user{index}@{rng.choice(_EMAIL_DOMAINS)}"
+    if rnd() < 0.9:
+        attributes["email"] = f"user{index}@{_EMAIL_DOMAINS[int(rnd() * 3)]}"
+    if rnd() < 0.3:  # answered the satisfaction survey
+        attributes["nps"] = _pick(_NPS_CUSTOMER if customer else _NPS_OTHER, rnd())
 
     has_email = "email" in attributes
-    events: list[Event] = []
-    done: set[str] = set()
+    raw: list[_Raw] = []
+    stage = 0
     if events_per_profile > 0:
         if signup_at >= now - _TRACKING:
-            events.append(Event(key, "signup", signup_at))
-            done.add("signup")
-        if rng.random() < 0.92:  # some profiles never come back
-            window = timedelta(days=90 if rng.random() < 0.85 else 365)
+            raw.append((signup_at, "signup", _NO_PROPERTIES))
+        if rnd() < 0.92:  # some profiles never come back
+            window = 90 * _DAY if rnd() < 0.85 else 365 * _DAY
             lower = max(signup_at, now - window)
-            start = lower + (now - lower) * rng.random() ** 2
-            budget = max(1, round(rng.expovariate(1 / events_per_profile)))
-            line = _Timeline(key, max(start.replace(microsecond=0), signup_at), now, budget)
+            start = max(lower + int((now - lower) * rnd() ** 2), signup_at)
+            budget = max(1, round(-events_per_profile * math.log(1.0 - rnd())))
+            line = _Timeline(start, now, budget)
+            n_campaigns = len(_EMAIL_OPENS)
             while line.open:
-                if (
-                    has_email
-                    and rng.random() < 0.25
-                    and line.emit(
-                        rng.randint(3600, 3 * _DAY),
-                        "email_open",
-                        {"campaign": rng.choice(_CAMPAIGNS)},
-                    )
-                ):
-                    done.add("email_open")
-                done |= _session(rng, line, customer)
-                line.t += timedelta(seconds=max(3600, int(rng.expovariate(1 / (4 * _DAY)))))
-            events.extend(line.events)
-    attributes["lifecycle_stage"] = _lifecycle(rng, customer, done, has_email)
-    return Profile(key, attributes), events
+                if has_email and rnd() < 0.25:
+                    gap = 3600 + int(rnd() * (3 * _DAY - 3599))
+                    line.emit(gap, "email_open", _EMAIL_OPENS[int(rnd() * n_campaigns)])
+                stage = max(stage, _session(rnd, line, customer))
+                line.t += max(3600, int(-4 * _DAY * math.log(1.0 - rnd())))
+            raw.extend(line.events)
+    attributes["lifecycle_stage"] = _lifecycle(rnd, customer, stage, has_email)
+    return Profile(key, attributes), raw
 
 
 def generate(
@@ -280,13 +316,15 @@ def generate(
 
     Profiles are keyed ``"c-000001"``, ``"c-000002"``, … and carry ``country``
     (Zipf-skewed), ``plan``, ``age``, ``ltv``, ``signed_up``, ``is_customer``
-    (mostly paying plans), ``tags``, ``email`` (about 90% of profiles) and
+    (mostly paying plans), ``tags``, ``email`` (about 90% of profiles), ``nps``
+    (a 0-10 survey score, about 30% of profiles; customers score higher) and
     ``lifecycle_stage``. Events follow a funnel: most profiles view pages, fewer add
     to cart, fewer start a checkout, fewer purchase; unfinished carts are often
-    followed by ``cart_abandoned``. A profile's events strictly increase in time,
-    come after its signup, mostly lie in the 90 days before ``now`` and never after
-    it. ``events_per_profile`` is the rough mean number of events per profile (0
-    gives no events).
+    followed by ``cart_abandoned``. A profile's events strictly increase in time
+    (whole seconds), come after its signup, mostly lie in the 90 days before
+    ``now`` and never after it. ``events_per_profile`` is the rough mean number of
+    events per profile (0 gives no events). 50,000 profiles with 10 events each take
+    a few seconds.
 
     >>> ds = generate(3, seed=42, events_per_profile=0)
     >>> ds.events
@@ -306,14 +344,29 @@ def generate(
         now = DEFAULT_NOW
     elif now.tzinfo is None or now.tzinfo.utcoffset(now) is None:
         raise ValueError(f"now must be an aware datetime, got naive {now.isoformat()}")
-    now = now.astimezone(timezone.utc)
+    now = now.astimezone(_UTC)
+    # whole seconds from here on; the microseconds of ``now`` only bound the events
+    now_s = math.floor(now.timestamp())
+    today = now.date()
     rng = random.Random(seed)
     width = max(6, len(str(n_profiles)))
     profiles: list[Profile] = []
-    events: list[Event] = []
+    raw: list[tuple[int, str, str, _FrozenDict]] = []
+    add = raw.append
+    rate = float(events_per_profile)
     for index in range(1, n_profiles + 1):
-        profile, profile_events = _profile(rng, index, width, now, float(events_per_profile))
+        key = f"c-{index:0{width}d}"
+        profile, profile_events = _profile(rng, index, key, now_s, today, rate)
         profiles.append(profile)
-        events.extend(profile_events)
-    events.sort(key=lambda e: (e.at, e.key))
+        for at, name, properties in profile_events:
+            add((at, key, name, properties))
+    raw.sort(key=itemgetter(0, 1))
+    epoch = datetime(1970, 1, 1, tzinfo=_UTC)
+    moments: dict[int, datetime] = {}
+    events: list[Event] = []
+    for at, key, name, properties in raw:
+        moment = moments.get(at)
+        if moment is None:
+            moment = moments[at] = epoch + timedelta(seconds=at)
+        events.append(Event(key, name, moment, properties))
     return Dataset(_SCHEMA, tuple(profiles), tuple(events), now)

@@ -51,6 +51,8 @@ from segkit.dsl.printer import to_text
 from segkit.dsl.rule import Rule, RuleLike, as_rule
 from segkit.errors import ConflictError, CorruptDataError, RuleError, SchemaError, SegmentError
 from segkit.index import AttributeIndex, Bitmap, EventIndex, Members
+from segkit.progress import ProgressLike, total_of
+from segkit.progress import start as start_progress
 from segkit.records import Event, IdMap, Profile
 from segkit.schema import Schema
 from segkit.segments import SegmentGraph
@@ -72,10 +74,10 @@ from segkit.timeutil import ensure_aware
 if TYPE_CHECKING:
     from datetime import timedelta
 
-    from segkit.analysis.attention import AttentionItem
+    from segkit.analysis.attention import AttentionReport
     from segkit.analysis.drivers import Drivers
     from segkit.analysis.funnel import Funnel, FunnelReport
-    from segkit.analysis.hygiene import HygieneIssue
+    from segkit.analysis.hygiene import HygieneReport
     from segkit.analysis.lookalike import Bins, Lookalike
     from segkit.analysis.metrics import Comparison, Metric
     from segkit.analysis.overlap import OverlapReport
@@ -137,6 +139,18 @@ class _ChangeLog:
         pair = (segment, key)
         self.before.setdefault(pair, was)
         self.after[pair] = now
+
+    def record_flips(self, key: str, entered: list[str], exited: list[str]) -> None:
+        """``key`` entered the segments named ``entered`` and left ``exited``."""
+        before, after = self.before, self.after
+        for segment in entered:
+            pair = (segment, key)
+            before.setdefault(pair, False)
+            after[pair] = True
+        for segment in exited:
+            pair = (segment, key)
+            before.setdefault(pair, True)
+            after[pair] = False
 
     def result(self) -> MembershipChange:
         if not self.after:
@@ -575,19 +589,30 @@ class Engine:
         MembershipChange(entered={'adults': ['c-1']}, exited={})
         """
         values = self.schema.validate_profile(key, attributes)
-        log = _ChangeLog()
-        self._apply(key, values, log, self.now())
-        return log.result()
+        pid = self._ids.get(key)
+        if pid is None:  # a new profile
+            log = _ChangeLog()
+            self._apply(key, values, log, self.now())
+            return log.result()
+        # an existing profile: each segment is decided at most once, no log is needed
+        changes = self._store_values(pid, values)
+        if not changes:
+            return MembershipChange({}, {})
+        entered, exited = self._reevaluate_changes(pid, key, changes, None)
+        return MembershipChange(_one_key(entered, key), _one_key(exited, key))
 
     def upsert_many(
         self,
         records: Mapping[str, Mapping[str, Any]]
         | Iterable[tuple[str, Mapping[str, Any]] | Profile],
+        *,
+        progress: ProgressLike = None,
     ) -> MembershipChange:
         """Create or update many profiles: all-or-nothing on bad input.
 
         ``records`` is a mapping ``{key: attributes}``, or an iterable of
         ``(key, attributes)`` pairs or :class:`~segkit.Profile` objects.
+        ``progress`` reports the records checked (see :mod:`segkit.progress`).
 
         >>> import segkit as sk
         >>> engine = sk.Engine(sk.Schema(attributes={"age": "int"}))
@@ -601,7 +626,8 @@ class Engine:
         validated: list[tuple[str, dict[str, Any]]] = []
         if isinstance(records, Mapping):
             records = list(records.items())
-        for record in records:
+        reporter = start_progress(progress, total_of(records), desc="upsert_many")
+        for record in reporter.iterate(records):
             if isinstance(record, Profile):
                 record = (record.key, record.attributes)
             if not (isinstance(record, tuple) and len(record) == 2):
@@ -612,11 +638,14 @@ class Engine:
             key, values = record
             validated.append((key, self.schema.validate_profile(key, values)))
         if len(validated) >= self._bulk:
-            return self._upsert_bulk(validated)
+            change = self._upsert_bulk(validated)
+            reporter.finish()
+            return change
         log = _ChangeLog()
         now = self.now()
         for key, values in validated:
             self._apply(key, values, log, now)
+        reporter.finish()
         return log.result()
 
     def _apply(self, key: str, values: dict[str, Any], log: _ChangeLog, now: datetime) -> None:
@@ -628,22 +657,19 @@ class Engine:
                 self._attach(key, pid, log)
             self._reevaluate(pid, log, now)
         elif changes:
-            self._reevaluate_changes(pid, key, changes, log, now)
+            log.record_flips(key, *self._reevaluate_changes(pid, key, changes, now))
 
     def _store_values(self, pid: int, values: dict[str, Any]) -> list[tuple[str, Any, Any]]:
         """Store validated values (``None`` unsets); the ``(name, old, new)`` changes."""
         index = self._attr_index
         changes: list[tuple[str, Any, Any]] = []
         for name, value in values.items():
-            column = index[name]
-            old = column.get(pid)
-            if value is None:
-                if old is not None:
-                    changes.append((name, old, None))
-                    column.unset(pid)
-            elif old is None or old != value or type(old) is not type(value):
+            old = index[name].swap(pid, value)
+            if old is None:
+                if value is not None:
+                    changes.append((name, None, value))
+            elif value is None or old != value or type(old) is not type(value):
                 changes.append((name, old, value))
-                column.set(pid, value)
         return changes
 
     def _upsert_bulk(self, validated: list[tuple[str, dict[str, Any]]]) -> MembershipChange:
@@ -686,10 +712,16 @@ class Engine:
         """Record one event (creating an empty profile for an unknown key)."""
         return self.track_many([event])
 
-    def track_many(self, events: Iterable[Event]) -> MembershipChange:
-        """Record many events: all-or-nothing on bad input."""
+    def track_many(
+        self, events: Iterable[Event], *, progress: ProgressLike = None
+    ) -> MembershipChange:
+        """Record many events: all-or-nothing on bad input.
+
+        ``progress`` reports the events checked (see :mod:`segkit.progress`).
+        """
         validated: list[Event] = []
-        for event in events:
+        reporter = start_progress(progress, total_of(events), desc="track_many")
+        for event in reporter.iterate(events):
             if not isinstance(event, Event):
                 raise SchemaError(
                     f"expected a segkit.Event, got {type(event).__name__}", value=event
@@ -713,6 +745,7 @@ class Engine:
                 self._reevaluate(pid, log, now)
             else:
                 self._reevaluate(pid, log, now, events=names)
+        reporter.finish()
         return log.result()
 
     def delete(self, key: str) -> MembershipChange:
@@ -834,18 +867,27 @@ class Engine:
         pid: int,
         key: str,
         changes: list[tuple[str, Any, Any]],
-        log: _ChangeLog,
-        now: datetime,
-    ) -> None:
+        now: datetime | None,
+    ) -> tuple[list[str], list[str]]:
         """Update one profile's memberships after its attribute ``changes``: only the
         segments whose verdict they can alter, decided by the change index where it can
         (conjunctions of attribute leaves, a conjunct that became false), by their rule
-        otherwise."""
-        ctx = _Ctx(self._events.get(pid, ()), now, key)
+        otherwise. Returns the names of the segments the profile entered and left.
+
+        ``now`` (None: read the clock if some rule needs it) is in UTC.
+        """
+        index = self._changes
+        if index is None:
+            index = self._change_index()
         values = _ProfileView(self._attr_index, pid)
-        verdicts = self._change_index().update(changes, values, ctx)
+        ctx: _Ctx | None = None  # built only when a rule needs it
+        if index.reads_context:
+            ctx = _Ctx(self._events.get(pid, ()), self.now() if now is None else now, key)
+        verdicts = index.update(changes, values, ctx)
+        entered: list[str] = []
+        exited: list[str] = []
         if not verdicts:
-            return
+            return entered, exited
         used = self._used
         if used and any(seg.name in used for seg in verdicts):
             for name in self._graph.dependents([seg.name for seg in verdicts]):
@@ -853,21 +895,23 @@ class Engine:
                 if dependent.dynamic:
                     verdicts.setdefault(dependent, None)
         # dependency order matters only when some segment is used by another
-        ordered = sorted(verdicts, key=lambda seg: seg.rank) if used else verdicts
-        for seg in ordered:
-            now_in = verdicts[seg]
+        ordered = sorted(verdicts.items(), key=_by_rank) if used else verdicts.items()
+        for seg, now_in in ordered:
             if now_in is None:
                 fn = seg.fn
                 assert fn is not None  # dynamic
+                if ctx is None:
+                    ctx = _Ctx(self._events.get(pid, ()), self.now() if now is None else now, key)
                 now_in = fn(values, ctx)
             ids = seg.ids
             if now_in:
                 if pid not in ids:
                     ids.add(pid)
-                    log.record(seg.name, key, False, True)
+                    entered.append(seg.name)
             elif pid in ids:
                 ids.discard(pid)
-                log.record(seg.name, key, True, False)
+                exited.append(seg.name)
+        return entered, exited
 
     def _reevaluate(
         self,
@@ -1199,14 +1243,17 @@ class Engine:
             self._unwait(key, seg)
         self._definitions_changed()
 
-    def refresh(self, now: datetime | None = None) -> MembershipChange:
+    def refresh(
+        self, now: datetime | None = None, *, progress: ProgressLike = None
+    ) -> MembershipChange:
         """Re-evaluate the time-relative dynamic segments (and their users) at ``now``, then save.
 
         Saving works as in :meth:`save` (snapshots are taken at ``now``): every
         segment whose membership changed since it was last saved or loaded is
         written, including changes made by ``upsert``/``track``/``delete``/``merge``.
         If a save fails, the re-evaluation stands, the error propagates, and the
-        next :meth:`save` writes what is left.
+        next :meth:`save` writes what is left. ``progress`` reports the segments
+        re-evaluated (see :mod:`segkit.progress`).
 
         >>> import segkit as sk
         >>> from datetime import datetime, timedelta, timezone
@@ -1222,13 +1269,22 @@ class Engine:
         when = self.now() if now is None else ensure_aware(now, self.schema.tz, "now")
         relative = [n for n, s in self._segments.items() if s.rule and s.rule.is_time_relative]
         log = _ChangeLog()
-        self._refresh([*relative, *self._graph.dependents(relative)], when, log)
+        names = {*relative, *self._graph.dependents(relative)}
+        reporter = start_progress(progress, len(names), desc="refresh")
+        self._refresh(names, when, log, reporter.iterate)
         self._save_dirty(None, when)
+        reporter.finish()
         return log.result()
 
-    def _refresh(self, names: Iterable[str], now: datetime, log: _ChangeLog) -> None:
+    def _refresh(
+        self,
+        names: Iterable[str],
+        now: datetime,
+        log: _ChangeLog,
+        counted: Callable[[Iterable[str]], Iterable[str]] = iter,
+    ) -> None:
         """Re-evaluate the dynamic segments among ``names``, in dependency order."""
-        for name in self._graph.order(set(names)):
+        for name in counted(self._graph.order(set(names))):
             seg = self._segments[name]
             if seg.plan is None:
                 continue
@@ -1922,7 +1978,7 @@ class Engine:
         min_history: int = 7,
         history_days: int = 90,
         flagged_only: bool = True,
-    ) -> list[AttentionItem]:
+    ) -> AttentionReport:
         """The segments whose size or engagement changed irregularly, most irregular first.
 
         Reads each segment's stored snapshots up to ``now`` (default: the
@@ -1957,7 +2013,7 @@ class Engine:
         >>> [item.reasons for item in engine.attention()]
         [('size doubled within 2 days', 'size +200% in 7 days')]
         >>> engine.attention(min_change=50)
-        []
+        AttentionReport: 0 segments, 0 flagged
 
         .. versionadded:: 0.1.0
         """
@@ -1984,7 +2040,7 @@ class Engine:
         duplicate_jaccard: float | None = 0.95,
         stale_days: float | None = 30,
         kinds: Iterable[str] | None = None,
-    ) -> list[HygieneIssue]:
+    ) -> HygieneReport:
         """Segments that are empty, tiny, near-duplicates, unused or stale.
 
         * ``"empty"``: no members;
@@ -2006,7 +2062,9 @@ class Engine:
         >>> _ = engine.define("kids", "age < 18")
         >>> _ = engine.define("minors", "age <= 17")
         >>> engine.hygiene(tiny=10, kinds=["tiny", "duplicate"])
-        [HygieneIssue('duplicate', 'kids', size=18, detail="Jaccard 1.000 with 'minors' (18 members in common)")]
+        HygieneReport: 1 issue (1 duplicate)
+          kind       segment  size  detail
+          duplicate  kids       18  Jaccard 1.000 with 'minors' (18 members in common)
 
         .. versionadded:: 0.1.0
         """
@@ -2090,7 +2148,7 @@ class Engine:
     # --- data frames ------------------------------------------------------------------------
 
     def upsert_frame(
-        self, frame: Any, *, key: str = "key", nulls: str = "skip"
+        self, frame: Any, *, key: str = "key", nulls: str = "skip", progress: ProgressLike = None
     ) -> MembershipChange:
         """Create or update one profile per row of a pandas, polars or pyarrow table.
 
@@ -2101,7 +2159,8 @@ class Engine:
         midnight datetime in a ``date`` column (pandas has no date type) is taken
         as that date. Validation and the all-or-nothing rule are those of
         :meth:`upsert_many`: a bad cell raises :class:`~segkit.SchemaError` naming
-        the row's key and the column, and nothing changes.
+        the row's key and the column, and nothing changes. ``progress`` reports
+        the rows checked (see :mod:`segkit.progress`).
 
         >>> import pandas as pd
         >>> import segkit as sk
@@ -2136,10 +2195,16 @@ class Engine:
                     value = value.date()
                 values[name] = value
             records.append((row_key, values))
-        return self.upsert_many(records)
+        return self.upsert_many(records, progress=progress)
 
     def track_frame(
-        self, frame: Any, *, key: str = "key", event: str = "event", at: str = "at"
+        self,
+        frame: Any,
+        *,
+        key: str = "key",
+        event: str = "event",
+        at: str = "at",
+        progress: ProgressLike = None,
     ) -> MembershipChange:
         """Record one event per row of a pandas, polars or pyarrow table.
 
@@ -2148,7 +2213,8 @@ class Engine:
         column, is itself the name of every row's event. The other columns are
         event properties: a row's non-missing cells are the properties of its
         event. Validation and the all-or-nothing rule are those of
-        :meth:`track_many`.
+        :meth:`track_many`; ``progress`` reports the rows checked (see
+        :mod:`segkit.progress`).
 
         >>> import pandas as pd
         >>> import segkit as sk
@@ -2190,7 +2256,7 @@ class Engine:
                 )
             properties = {k: v for k, v in row.items() if v is not None}
             events.append(Event(row_key, name, moment, properties))
-        return self.track_many(events)
+        return self.track_many(events, progress=progress)
 
 
 def _missing_column(role: str, name: str, columns: list[str]) -> str:
@@ -2218,6 +2284,23 @@ def _frame_key(value: Any, number: int, column: str) -> str:
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
     raise SchemaError(f"row {number}: column {column!r} must hold non-empty keys, got {value!r}")
+
+
+def _one_key(names: list[str], key: str) -> dict[str, list[str]]:
+    """``{name: [key]}`` for each segment name, sorted (what ``_ChangeLog.result``
+    gives when only ``key`` changed, each segment once); sorts ``names``."""
+    out: dict[str, list[str]] = {}
+    if names:
+        if len(names) > 1:
+            names.sort()
+        for name in names:
+            out[name] = [key]
+    return out
+
+
+def _by_rank(item: tuple[_Segment, bool | None]) -> int:
+    """The sort key of a ``(segment, verdict)`` pair: the segment's dependency rank."""
+    return item[0].rank
 
 
 def _set_member(
