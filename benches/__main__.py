@@ -16,7 +16,7 @@ import time
 from importlib.metadata import version
 from typing import Any
 
-from benches import data, funnel, incremental, memory, overlap, split, workloads
+from benches import data, funnel, incremental, memory, overlap, split, sql, workloads
 
 
 def environment() -> dict[str, Any]:
@@ -39,7 +39,9 @@ def environment() -> dict[str, Any]:
     }
 
 
-WORKLOADS = ("filter", "overlap", "split", "funnel", "incremental")
+WORKLOADS = ("filter", "overlap", "split", "funnel", "incremental", "sql")
+#: What runs without --only ("sql", segkit against its own SQL on DuckDB, only when named).
+DEFAULT_WORKLOADS = WORKLOADS[:-1]
 
 
 def run(
@@ -48,9 +50,9 @@ def run(
     updates: int,
     *,
     measure_memory: bool = False,
-    only: tuple[str, ...] = WORKLOADS,
+    only: tuple[str, ...] = DEFAULT_WORKLOADS,
 ) -> dict[str, Any]:
-    """Build every tool, run the workloads in ``only`` (all by default) and report."""
+    """Build every tool, run the workloads in ``only`` (all but sql by default) and report."""
     unknown = sorted(set(only) - set(WORKLOADS))
     if unknown:
         raise ValueError(f"unknown workload {unknown[0]!r}; choose from {', '.join(WORKLOADS)}")
@@ -82,6 +84,8 @@ def run(
         rows += split.split_workload(tools, runs)
     if "funnel" in only:
         rows += funnel.funnel_workload(size, runs)  # its own event log; see benches/funnel.py
+    if "sql" in only:  # before incremental, which changes the profiles
+        rows += sql.sql_workload(tools, size, runs)
     if "incremental" in only:
         rows += workloads.incremental_workload(engine, updates, incremental.baselines_for(tools))
     report: dict[str, Any] = {
@@ -197,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
         help=f"run only these workloads (of {', '.join(WORKLOADS)}); the build always runs",
     )
     args = parser.parse_args(argv)
-    only = tuple(w.strip() for w in args.only.split(",")) if args.only else WORKLOADS
+    only = tuple(w.strip() for w in args.only.split(",")) if args.only else DEFAULT_WORKLOADS
     unknown = sorted(set(only) - set(WORKLOADS))
     if unknown:
         parser.error(f"unknown workload {unknown[0]!r}; choose from {', '.join(WORKLOADS)}")

@@ -62,7 +62,7 @@ def test_small_benchmark_tools_agree() -> None:
             )
         ],
     ]
-    assert report["results"][0]["detail"] == "32 matches"
+    assert report["results"][0]["detail"] == "30 matches"
     assert [b["tool"] for b in report["build"]] == [
         "segkit",
         "segkit (range columns)",
@@ -76,7 +76,7 @@ def test_small_benchmark_tools_agree() -> None:
     assert markdown.startswith("`python -m benches --size small` — 20,000 profiles;")
     table = render(report)
     assert "segkit/peer" in table
-    assert "32 matches" in table
+    assert "30 matches" in table
     assert "memory" not in report  # only with --memory
     report["memory"] = [
         {"workload": "build", "tool": "segkit", "loaded_mib": 9.6, "load_peak_mib": 12.0},
@@ -127,7 +127,8 @@ def test_only_rejects_an_unknown_workload(capsys: object) -> None:
     assert exc.value.code == 2
     err = capsys.readouterr().err  # type: ignore[attr-defined]
     assert (
-        "unknown workload 'funel'; choose from filter, overlap, split, funnel, incremental" in err
+        "unknown workload 'funel'; choose from filter, overlap, split, funnel, incremental, sql"
+        in err
     )
     with pytest.raises(ValueError, match="unknown workload 'x'"):
         run("small", 1, 50, only=("x",))
@@ -282,6 +283,7 @@ def test_memory_cases_run_for_every_tool(tmp_path: Path) -> None:
     loaded = memory.LOADERS["segkit"](path).get("c-000007")
     generated = dict(data.population(500).dataset.profiles[6].attributes)
     del generated["email"], generated["lifecycle_stage"]  # not loaded by any tool
+    generated.pop("nps", None)  # nor is the survey score
     assert loaded == generated
 
 
@@ -353,3 +355,53 @@ def test_funnel_peers_compute_segkit_semantics() -> None:
         *(fn() for fn in tools.values()),
     ):
         funnel_bench.check_same("peer", answer, expected)
+
+
+# --- sql: segkit's SQL back-end on DuckDB against the in-memory segkit ---------------------------
+
+
+def test_sql_workload_at_the_small_size() -> None:
+    """--only sql runs the three questions; DuckDB's answers equal segkit's (checked inside)."""
+    from benches import sql
+
+    report = run("small", runs=1, updates=50, only=("sql",))
+    rows = [(r["tool"], r["versus"]) for r in report["results"]]
+    assert rows == [
+        ("segkit filter (Engine.query)", ""),
+        ("duckdb filter (to_sql)", "segkit filter (Engine.query)"),
+        ("segkit event rule (Engine.query)", ""),
+        ("duckdb event rule (to_sql)", "segkit event rule (Engine.query)"),
+        ("segkit funnel (numpy columns, ids)", ""),
+        ("duckdb funnel (Funnel.to_sql rows)", "segkit funnel (numpy columns, ids)"),
+        ("duckdb funnel (+ report_from_rows)", "segkit funnel (numpy columns, ids)"),
+    ]
+    details = [r["detail"] for r in report["results"]]
+    assert details[2].endswith("matches of 2,000 over 19,431 events")
+    assert details[4] == "196,017 events; counts 19,640/7,565/3,135/1,509/643/203"
+    assert sql.EVENT_RULE == "did visit >= 3 times in last 90d"
+
+
+def test_sql_workload_detects_a_wrong_answer(
+    tools: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One key missing from DuckDB's answer, or a start 1 µs earlier, fails the workload."""
+    from benches import sql
+
+    keys = sql._keys
+    monkeypatch.setattr(
+        sql, "_keys", lambda con, text, params: set(list(keys(con, text, params))[1:])
+    )
+    with pytest.raises(AssertionError, match=r"sql: to_sql found \d+ profiles, Engine.query"):
+        sql.filter_rows(tools["segkit"], tools["duckdb"], 1)
+    with pytest.raises(AssertionError, match=r"sql: to_sql found \d+ profiles for 'did visit"):
+        sql.event_rows(data.funnel_log(300), 1)
+    monkeypatch.undo()
+    rows = sql.report_from_rows
+
+    def shifted(funnel: Any, got: Any, **kw: Any) -> Any:
+        got = [(r[0], r[1], r[2] - 1, *r[3:]) for r in got]
+        return rows(funnel, got, **kw)
+
+    monkeypatch.setattr(sql, "report_from_rows", shifted)
+    with pytest.raises(AssertionError, match=r"sql: the report of Funnel.to_sql's rows differs"):
+        sql.funnel_rows(data.funnel_log(500), 1)

@@ -31,7 +31,13 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 
 import attrs
 
-from segkit.analysis._funnel_columns import Columns, Matcher, ingest, ingest_columns
+from segkit.analysis._funnel_columns import (
+    Columns,
+    Matcher,
+    coded_names,
+    ingest,
+    ingest_columns,
+)
 from segkit.analysis._funnel_default import Outcome, Spec, evaluate_entity
 from segkit.analysis._funnel_options import (
     check_against_schema,
@@ -55,10 +61,13 @@ from segkit.analysis._funnel_report import (
 from segkit.compile.predicate import compile_event_filter
 from segkit.dsl.rule import Rule, as_rule
 from segkit.errors import SegkitError
+from segkit.progress import ProgressLike
+from segkit.progress import start as start_progress
 from segkit.timeutil import Duration, resolve_timezone
 
 if TYPE_CHECKING:
     from segkit.analysis import _funnel_numpy
+    from segkit.compile.sql import SqlQuery
     from segkit.dsl.rule import RuleLike
     from segkit.records import Event, IdMap, Profile
     from segkit.schema import Schema
@@ -580,6 +589,7 @@ class Funnel:
         profiles: Iterable[Profile] | Mapping[str, Mapping[str, Any]] | None = None,
         entities: Collection[str] | None = None,
         idmap: IdMap | None = None,
+        progress: ProgressLike = None,
     ) -> FunnelOutcomes:
         """Every entity's result, in columns; :meth:`FunnelOutcomes.report` aggregates them.
 
@@ -588,7 +598,9 @@ class Funnel:
         numbers the entities so that the reports' :class:`~segkit.Members` combine with
         the Engine's; every key must already be in it. Large inputs in the common case
         run on the vectorised engine when numpy is installed (see
-        :meth:`evaluate_columns`); the results are the same.
+        :meth:`evaluate_columns`); the results are the same. ``progress`` reports the
+        entities evaluated (see :mod:`segkit.progress`; the vectorised engine reports
+        only at the end).
 
         >>> import segkit as sk
         >>> outcomes = Funnel(["visit"]).evaluate([sk.Event("a", "visit", "2024-01-01T00:00:00Z")])
@@ -608,20 +620,25 @@ class Funnel:
                 except (SegkitError, TypeError, ValueError, KeyError):
                     prep = None  # the pure path raises the documented error
                 if prep is not None:
-                    return self._vector_outcomes(prep)
+                    outcomes = self._vector_outcomes(prep)
+                    reporter = start_progress(progress, len(prep.keys), desc="funnel")
+                    reporter.advance(len(prep.keys))
+                    reporter.finish()
+                    return outcomes
         cols = ingest(events, self._matcher, profiles=profiles, entities=entities, idmap=idmap)
-        return self._outcomes_of(cols)
+        return self._outcomes_of(cols, progress)
 
     def evaluate_columns(
         self,
         keys: Sequence[str] | Sequence[int],
-        names: Sequence[str],
+        names: Sequence[str] | Sequence[int],
         times_us: Sequence[int],
         *,
         properties: Sequence[Mapping[str, Any]] | None = None,
         profiles: Iterable[Profile] | Mapping[str, Mapping[str, Any]] | None = None,
         entities: Collection[str] | None = None,
         idmap: IdMap | None = None,
+        categories: Sequence[str] | None = None,
     ) -> FunnelOutcomes:
         """Like :meth:`evaluate`, from parallel columns instead of Event objects.
 
@@ -632,7 +649,11 @@ class Funnel:
         also be the entity's id in it (an int, as an Engine numbers its profiles).
 
         The columns may be lists or numpy arrays (``keys``: strings, or integer ids
-        with ``idmap``; ``names``: strings; ``times_us``: integers). With numpy
+        with ``idmap``; ``names``: strings; ``times_us``: integers). ``names`` may also
+        come coded, as the peers' categorical columns are: integer codes of
+        ``categories`` (``names[i]`` stands for ``categories[names[i]]``), a pandas
+        categorical column or a polars ``Enum`` Series (their codes are read, a
+        missing name is in no step). With numpy
         installed (the ``fast`` extra) and the funnel in the common case (ordered
         with ``attempts="best"`` or ``"first"``, or ``order="any"``; distinct step
         events, no exclusions, ``ties`` other than ``"input_order"``, a window of
@@ -652,7 +673,15 @@ class Funnel:
         ...     [1, 1, 0], ["visit", "buy", "visit"], [0, 60_000_000, 0], idmap=ids).report()
         >>> report.members(1).keys()
         ['b']
+        >>> report = Funnel(["visit", "buy"]).evaluate_columns(
+        ...     [1, 1, 0], [2, 0, 2], [0, 60_000_000, 0], idmap=ids,
+        ...     categories=["buy", "email", "visit"]).report()
+        >>> [s.count for s in report.steps]
+        [2, 1]
+
+        .. versionchanged:: 0.1.0 ``categories=``; pandas and polars categorical names.
         """
+        names, categories = coded_names(names, categories)
         if self._spec.vector and numpy_enabled(len(names)):
             from segkit.analysis import _funnel_numpy
 
@@ -665,12 +694,13 @@ class Funnel:
                     properties=properties,
                     entities=entities,
                     idmap=idmap,
+                    categories=categories,
                 )
             except (SegkitError, TypeError, ValueError, KeyError):
                 prep = None  # the pure path raises the documented error
             if prep is not None:
                 return self._vector_outcomes(prep)
-        keys, names, times_us = _plain_columns(keys, names, times_us, idmap)
+        keys, names, times_us = _plain_columns(keys, names, times_us, idmap, categories)
         cols = ingest_columns(
             keys,
             names,
@@ -697,7 +727,7 @@ class Funnel:
         _funnel_numpy.evaluate(prep, self._spec, self._spec.window_us, outcomes)
         return outcomes
 
-    def _outcomes_of(self, cols: Columns) -> FunnelOutcomes:
+    def _outcomes_of(self, cols: Columns, progress: ProgressLike = None) -> FunnelOutcomes:
         outcomes = FunnelOutcomes(
             self.step_names,
             cols.idmap,
@@ -712,7 +742,9 @@ class Funnel:
         slots: list[int] = []
         rows: list[Outcome] = []
         add_slot, add_row = slots.append, rows.append
-        for slot, (ts, masks) in enumerate(zip(cols.ts, cols.masks, strict=True)):
+        reporter = start_progress(progress, len(cols.ts), desc="funnel")
+        groups = reporter.iterate(zip(cols.ts, cols.masks, strict=True))
+        for slot, (ts, masks) in enumerate(groups):
             if needs_start and not (
                 (1 in masks) if single_bits else any(mask & 1 for mask in masks)
             ):
@@ -721,6 +753,7 @@ class Funnel:
                 add_slot(slot)
                 add_row(outcome)
         outcomes._extend(slots, rows)
+        reporter.finish()
         return outcomes
 
     def _entity_function(self) -> Callable[[Sequence[int], Sequence[int]], list[Outcome]]:
@@ -743,14 +776,24 @@ class Funnel:
         *,
         profiles: Iterable[Profile] | Mapping[str, Mapping[str, Any]] | None = None,
         entities: Collection[str] | None = None,
+        progress: ProgressLike = None,
     ) -> FunnelReport:
         """Run the funnel over ``events`` (any iterable of :class:`~segkit.Event`).
+
+        ``progress`` reports the entities evaluated (see :mod:`segkit.progress`).
 
         >>> import segkit as sk
         >>> Funnel(["visit", "buy"]).run([]).entered
         0
+        >>> calls = []
+        >>> events = [sk.Event(k, "visit", "2024-01-01T00:00:00Z") for k in "abc"]
+        >>> _ = Funnel(["visit"]).run(events, progress=lambda *args: calls.append(args))
+        >>> calls
+        [(1, 3), (2, 3), (3, 3)]
         """
-        return self.evaluate(events, profiles=profiles, entities=entities).report()
+        return self.evaluate(
+            events, profiles=profiles, entities=entities, progress=progress
+        ).report()
 
     def compare(
         self,
@@ -778,6 +821,29 @@ class Funnel:
         for name, keys in segments.items():
             out[name] = outcomes.report_for(keys)
         return out
+
+    def to_sql(
+        self,
+        dialect: Literal["duckdb", "spark", "postgres"] = "duckdb",
+        *,
+        events: str | tuple[str, ...] = "events",
+        schema: Schema | None = None,
+    ) -> SqlQuery:
+        """This funnel as one SQL ``SELECT`` over an events table (DuckDB, Spark, PostgreSQL).
+
+        The query returns ``(key, level, t0, …)`` per entrant, times in microseconds;
+        :func:`segkit.compile.funnel_sql.report_from_rows` turns the rows into the
+        report :meth:`run` gives. Default semantics only (``order="ordered"``, no
+        exclusions, distinct step events); see :mod:`segkit.compile.funnel_sql`.
+
+        >>> Funnel(["visit", "buy"], window="1d").to_sql().params
+        {'p1': 'visit', 'p2': 86400000000, 'p3': 'buy'}
+
+        .. versionadded:: 0.1.0
+        """
+        from segkit.compile.funnel_sql import funnel_to_sql
+
+        return funnel_to_sql(self, dialect, events=events, schema=schema)
 
     def __repr__(self) -> str:
         labels = [s.label for s in self.steps]
@@ -811,17 +877,21 @@ class Funnel:
 
 def _plain_columns(
     keys: Sequence[str] | Sequence[int],
-    names: Sequence[str],
+    names: Sequence[str] | Sequence[int],
     times_us: Sequence[int],
     idmap: IdMap | None,
+    categories: Sequence[Any] | None = None,
 ) -> tuple[Sequence[str], Sequence[str], Sequence[int]]:
-    """The columns as Python values for the pure path: numpy arrays become lists and
-    integer keys (ids of ``idmap``) become the keys they stand for."""
+    """The columns as Python values for the pure path: numpy arrays become lists,
+    integer keys (ids of ``idmap``) the keys and codes of ``categories`` the names
+    they stand for."""
     columns: list[Any] = [keys, names, times_us]
     for i, col in enumerate(columns):
         tolist = getattr(col, "tolist", None)
         if tolist is not None and not isinstance(col, (list, tuple)):
             columns[i] = tolist()
+    if categories is not None:
+        columns[1] = list(map(categories.__getitem__, columns[1]))
     if idmap is not None and any(
         type(k) is int or (isinstance(k, int) and not isinstance(k, bool)) for k in columns[0]
     ):

@@ -134,6 +134,8 @@ class _Dialect:
     name: str = "duckdb"
     #: Largest ``{n,m}`` count the regex engine accepts (``None``: no limit).
     max_repeat: int | None = 1000
+    #: Whether ``ASOF LEFT JOIN`` exists (funnels use it for "the next event at or after").
+    asof_join: bool = True
 
     def ident(self, name: str) -> str:
         return '"' + name.replace('"', '""') + '"'
@@ -214,6 +216,10 @@ class _Dialect:
         """Null-safe "differ"."""
         return f"{a} IS DISTINCT FROM {b}"
 
+    def epoch_us(self, instant: str) -> str:
+        """``instant`` as whole microseconds since the Unix epoch (a BIGINT)."""
+        return f"epoch_us({instant})"
+
     def row_number(self, partition: list[str], order: str) -> str:
         return f"row_number() OVER (PARTITION BY {', '.join(partition)} ORDER BY {order})"
 
@@ -231,6 +237,7 @@ class _Dialect:
 class _Postgres(_Dialect):
     name = "postgres"
     max_repeat = 255
+    asof_join = False
 
     def placeholder(self, name: str) -> str:
         return f"%({name})s"
@@ -267,6 +274,9 @@ class _Postgres(_Dialect):
     def bucket(self, text: str) -> str:
         return f"mod(('x' || lpad(substr(md5({text}), 1, 8), 16, '0'))::bit(64)::bigint, 10000)"
 
+    def epoch_us(self, instant: str) -> str:
+        return f"CAST(extract(epoch FROM {instant}) * 1000000 AS bigint)"
+
     def regex_flags(self, flags: str) -> str:
         # ARE embedded options: i (ignore case), w (^ and $ at newlines; . still matches \n)
         out = ("i" if "i" in flags else "") + ("w" if "m" in flags else "")
@@ -276,6 +286,7 @@ class _Postgres(_Dialect):
 class _Spark(_Dialect):
     name = "spark"
     max_repeat = None
+    asof_join = False
 
     def ident(self, name: str) -> str:
         return "`" + name.replace("`", "``") + "`"
@@ -323,6 +334,9 @@ class _Spark(_Dialect):
 
     def distinct(self, a: str, b: str) -> str:
         return f"NOT ({a} <=> {b})"
+
+    def epoch_us(self, instant: str) -> str:
+        return f"unix_micros({instant})"
 
     def not_null(self) -> str:
         return ""
@@ -1376,14 +1390,24 @@ class _Compiler:
         q = self.join(" ".join(parts))
         return f"{q}.{k} IS NOT NULL"
 
-    def after(self, instant: str, duration: Duration, node: ast.Node) -> str:
-        """SQL for ``duration.after(instant, tz)``, row by row."""
+    def after(
+        self,
+        instant: str,
+        duration: Duration,
+        node: ast.Node,
+        *,
+        tz: tzinfo | None = None,
+        tz_name: str | None = None,
+    ) -> str:
+        """SQL for ``duration.after(instant, tz)``, row by row (``tz``, named ``tz_name``:
+        the schema's zone unless given)."""
         if duration.unit in _EXACT_SECONDS:
             seconds = duration.amount * _EXACT_SECONDS[duration.unit]
             return f"{instant} + {self.d.interval(self.param(seconds), 'SECOND')}"
         unit, factor = _CALENDAR[duration.unit]
         interval = self.d.interval(self.param(duration.amount * factor), unit)
-        tz = self.tz
+        if tz is None:
+            tz, tz_name = self.tz, self.schema.timezone_name
         if isinstance(tz, timezone):  # a fixed offset: shift to its wall clock and back
             offset = tz.utcoffset(None).total_seconds()
             if offset == 0:
@@ -1391,7 +1415,7 @@ class _Compiler:
             shift = self.d.interval(self.param(int(offset)), "SECOND")
             wall = f"{self.d.utc_wall(instant)} + {shift} + {interval}"
             return self.d.from_utc_wall(f"({wall} - {shift})")
-        name = self.schema.timezone_name
+        name = tz_name
         if name is None:
             raise self.error(
                 node,
