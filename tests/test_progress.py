@@ -305,3 +305,44 @@ def test_vectorised_funnel_reports_at_the_end() -> None:
         report = sk.Funnel(["visit", "buy"]).run(journey_events(10), progress=callback)
     assert calls == [(10, 10)]
     assert report.steps[1].count == 5
+
+
+def test_define_counts_the_profiles_checked_one_by_one() -> None:
+    """define reports the profiles an event condition is checked on, total unknown."""
+    engine = sk.Engine(
+        sk.Schema(attributes={"age": "int"}, events={"visit": {}}), clock=lambda: NOW
+    )
+    engine.upsert_many({f"c-{i}": {"age": 20 + i} for i in range(5)})
+    engine.track_many(events(3))  # c-0, c-1, c-2 visited
+    calls, callback = recorder()
+    members = engine.define("recent", "did visit in last 2h", progress=callback)
+    assert members.keys() == ["c-2"]  # c-1 visited exactly 2h ago: the window excludes it
+    assert calls == [(3, 3)]  # the three visitors; the others are decided as a group
+    calls.clear()
+    engine.define("older", "age >= 22", progress=callback)  # bitmaps only: nothing checked
+    assert calls == [(0, 0)]
+    calls.clear()
+    with pytest.raises(sk.SegmentError):
+        engine.define("older", "age >= 30", progress=callback)
+    assert calls == []
+
+
+def test_engine_funnel_passes_progress_on() -> None:
+    """Engine.funnel reports the entities its funnel evaluates."""
+    engine = sk.Engine(sk.Schema(events={"visit": {}, "buy": {}}), clock=lambda: NOW)
+    engine.track_many(journey_events(4))
+    calls, callback = recorder()
+    with use_backend("python"):
+        reports = engine.funnel(sk.Funnel(["visit", "buy"]), progress=callback)
+    assert calls == [(1, 4), (2, 4), (3, 4), (4, 4)]
+    assert reports["all"].steps[1].count == 2
+
+
+def test_redefine_counts_like_define() -> None:
+    engine = sk.Engine(sk.Schema(events={"visit": {}}), clock=lambda: NOW)
+    engine.track_many(events(3))
+    engine.define("recent", "did visit in last 2h")
+    calls, callback = recorder()
+    change = engine.redefine("recent", "did visit in last 3h", progress=callback)
+    assert change.entered == {"recent": ["c-1"]}
+    assert calls == [(3, 3)]

@@ -972,6 +972,7 @@ class Engine:
         object_type: str = "contact",
         updated_by: str | None = None,
         tags: Iterable[str] = (),
+        progress: ProgressLike = None,
     ) -> Members:
         """Define a dynamic segment from a rule, evaluate it and save it; returns its members.
 
@@ -981,7 +982,10 @@ class Engine:
         the name exists or the rule refers to an unknown segment, the rule's own
         errors if it does not check, and :class:`~segkit.ConflictError` if another
         writer stored a segment of that name meanwhile. When it raises, the engine
-        is unchanged.
+        is unchanged. ``progress`` (see :mod:`segkit.progress`) counts the profiles
+        that parts of the rule no index answers (event conditions, regexes over
+        many values, ...) are checked on one by one; the total is not known
+        before the final call.
 
         >>> import segkit as sk
         >>> engine = sk.Engine(sk.Schema(attributes={"age": "int"}))
@@ -1008,7 +1012,7 @@ class Engine:
         )
         self._graph.add(name, checked.segments)
         try:
-            ids = plan.execute(self, now)
+            ids = plan.execute(self, now, progress=progress)
             saved = self._write(record, ids, (), now, None)
         except BaseException:
             self._graph.remove(name)
@@ -1153,11 +1157,14 @@ class Engine:
         object_type: str | None = None,
         updated_by: str | None = None,
         tags: Iterable[str] | None = None,
+        progress: ProgressLike = None,
     ) -> MembershipChange:
         """Replace a dynamic segment's rule and save it; re-evaluates (and saves) its users.
 
         ``object_type`` and ``tags`` keep their stored values unless given;
-        ``updated_by`` records who made this change (``None``: unknown). If saving
+        ``updated_by`` records who made this change (``None``: unknown). ``progress``
+        counts the profiles the new rule is checked on one by one, as in
+        :meth:`define`. If saving
         the segment fails (for instance :class:`~segkit.ConflictError`: another
         writer changed it since this engine read it), the engine is unchanged. If
         saving a segment that uses it fails afterwards, the redefinition stands,
@@ -1190,7 +1197,7 @@ class Engine:
         old_deps = self._graph.depends_on(name)
         self._graph.replace(name, checked.segments)
         try:
-            ids = plan.execute(self, now)
+            ids = plan.execute(self, now, progress=progress)
             saved = self._write(record, ids, (), now, seg.version)
         except BaseException:
             self._graph.replace(name, old_deps)
@@ -1637,7 +1644,12 @@ class Engine:
         return self._members(plan.execute(self, when))
 
     def funnel(
-        self, funnel: Funnel, segments: Iterable[str] = (), *, now: datetime | None = None
+        self,
+        funnel: Funnel,
+        segments: Iterable[str] = (),
+        *,
+        now: datetime | None = None,
+        progress: ProgressLike = None,
     ) -> dict[str, FunnelReport]:
         """Run ``funnel`` over the engine's events: one report for everybody (``"all"``)
         and one per segment in ``segments``, from a single evaluation.
@@ -1646,6 +1658,7 @@ class Engine:
         when a stage is an attribute). Segment members are the stored memberships;
         with ``now``, time-relative segments are evaluated at ``now`` for this report
         (nothing is stored). The reports' members combine with :meth:`members`.
+        ``progress`` reports the entities evaluated (see :mod:`segkit.progress`).
 
         >>> import segkit as sk
         >>> from datetime import datetime, timedelta, timezone
@@ -1685,7 +1698,7 @@ class Engine:
             if attribute_stages
             else None
         )
-        outcomes = funnel.evaluate(events, profiles=profiles, idmap=self._ids)
+        outcomes = funnel.evaluate(events, profiles=profiles, idmap=self._ids, progress=progress)
         reports = {"all": outcomes.report()}
         for seg in chosen:
             ids = seg.ids

@@ -1,9 +1,9 @@
 """Progress of long operations: the ``progress=`` keyword of bulk loads, refresh and funnels.
 
 Every long operation (:meth:`Engine.upsert_many <segkit.Engine.upsert_many>`,
-``track_many``, ``upsert_frame``, ``track_frame``, ``refresh`` and
-:meth:`Funnel.run <segkit.Funnel.run>`) takes a ``progress=`` keyword, a
-:data:`ProgressLike`:
+``track_many``, ``upsert_frame``, ``track_frame``, ``refresh``, ``define``,
+``funnel``, and :meth:`Funnel.run <segkit.Funnel.run>`) takes a ``progress=``
+keyword, a :data:`ProgressLike`:
 
 * ``None`` or ``False`` (the default): nothing is reported, at no cost;
 * a callable ``progress(done, total)``: called with the number of items done so far
@@ -13,7 +13,8 @@ Every long operation (:meth:`Engine.upsert_many <segkit.Engine.upsert_many>`,
   ``progress`` extra: ``pip install 'segkit[progress]'``).
 
 What an item is depends on the operation: a record for ``upsert_many``, an event
-for ``track_many``, a segment for ``refresh``, an entity for a funnel. The calls
+for ``track_many``, a segment for ``refresh``, a profile checked one by one for
+``define``, an entity for a funnel. The calls
 report the items read and checked; the last call comes once the operation is
 complete. Nothing is reported when the operation raises.
 

@@ -15,7 +15,7 @@ evaluation. The result always equals filtering with the predicate.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -24,6 +24,8 @@ from segkit.dsl import ast
 from segkit.dsl.check import check
 from segkit.dsl.parser import compile_regex
 from segkit.index import AttributeIndex, Bitmap, EventIndex
+from segkit.progress import ProgressLike, Reporter
+from segkit.progress import start as start_progress
 from segkit.timeutil import Duration, ensure_aware
 
 if TYPE_CHECKING:
@@ -55,13 +57,16 @@ class IndexView(Protocol):
 
 
 class _Run:
-    """One execution: the view and ``now``."""
+    """One execution: the view, ``now`` and what reports progress (or None)."""
 
-    __slots__ = ("now", "view")
+    __slots__ = ("now", "reporter", "view")
 
-    def __init__(self, view: IndexView, now: datetime | None) -> None:
+    def __init__(
+        self, view: IndexView, now: datetime | None, reporter: Reporter | None = None
+    ) -> None:
         self.view = view
         self.now = now
+        self.reporter = reporter
 
     def now_required(self) -> datetime:
         if self.now is None:
@@ -147,9 +152,10 @@ class _PlanCompiler:
         def evaluate(run: _Run, ids: Bitmap) -> Bitmap:
             view, now = run.view, run.now
             starts: dict[Duration, datetime] = {}  # window starts, once per run
+            checked: Iterable[int] = ids if run.reporter is None else run.reporter.iterate(ids)
             return Bitmap(
                 pid
-                for pid in ids
+                for pid in checked
                 if fn(
                     view.attributes_of(pid),
                     _Ctx(view.events_of(pid), now, view.key_of(pid), starts),
@@ -358,13 +364,29 @@ class Plan:
         self._step = step
 
     def execute(
-        self, view: IndexView, now: datetime | None = None, *, within: Bitmap | None = None
+        self,
+        view: IndexView,
+        now: datetime | None = None,
+        *,
+        within: Bitmap | None = None,
+        progress: ProgressLike = None,
     ) -> Bitmap:
-        """The ids (within ``within``, default every live profile) that match at ``now``."""
+        """The ids (within ``within``, default every live profile) that match at ``now``.
+
+        ``progress`` (see :mod:`segkit.progress`) counts the profiles that the
+        predicate fallback checks one by one (bitmap steps are not counted); their
+        number is not known in advance, so the total is None until the final call.
+        """
         if now is not None:
             now = ensure_aware(now, self.schema.tz, "now").astimezone(timezone.utc)
         candidates = view.universe if within is None else within & view.universe
-        return self._step(_Run(view, now), candidates)
+        if not progress:
+            return self._step(_Run(view, now), candidates)
+        reporter = start_progress(progress, None, desc="profiles checked")
+        assert isinstance(reporter, Reporter)  # progress is set
+        ids = self._step(_Run(view, now, reporter), candidates)
+        reporter.finish()
+        return ids
 
     def execute_cardinality(self, view: IndexView, now: datetime | None = None) -> int:
         """How many profiles match (same as ``len(execute(...))``)."""
