@@ -879,47 +879,19 @@ def split_segment(
     # --- nothing below raises on bad input -----------------------------------------------
     ids = seg.ids
     idmap = engine._ids
-    key_of = idmap.key_of
     cache = engine._split_buckets()
     renames = engine._renames
     total = len(ids)
-    rest: Bitmap | FrozenBitmap = ids
-    found: dict[str, Bitmap] = {}
-    held: Bitmap | None = None
-    if held_buckets:
-        held_table = cache.table(salt + HOLDOUT_SALT_SUFFIX, idmap, renames=renames)
-        held_table.cover(ids, idmap)
-        held = held_table.between(0, held_buckets - 1) & ids
-        rest = ids - held
-    table = cache.table(salt, idmap, renames=renames)
-    table.cover(rest, idmap)
-    kept = 1 - Fraction(held_buckets, BUCKETS)
-    strata: dict[Any, dict[str, int]] = {}
-    if index is None:
-        for group, span in ranges.items():
-            found[group] = Bitmap() if span is None else table.between(*span) & rest
-        shares = {
-            group: kept * Fraction(0 if span is None else span[1] - span[0] + 1, BUCKETS)
-            for group, span in ranges.items()
-        }
-    else:
-        for group in weights:
-            found[group] = Bitmap()
-        for value, stratum in _strata(rest, index):
-            cuts = _boundaries(weights, len(stratum), stratum_offset(salt, value))
-            parts = _cut(table, stratum, cuts, key_of)
-            strata[value] = {}
-            for group, part in zip(weights, parts, strict=True):
-                found[group] |= part
-                strata[value][group] = len(part)
-        exact = {group: _exact(w) for group, w in weights.items()}
-        weight_total = sum(exact.values(), Fraction(0))
-        shares = {group: kept * w / weight_total for group, w in exact.items()}
-        ranges = dict.fromkeys(weights)
-    if held is not None:
-        found[HOLDOUT] = held
-        shares[HOLDOUT] = Fraction(held_buckets, BUCKETS)
-        ranges[HOLDOUT] = (0, held_buckets - 1)
+    found, shares, ranges, strata = _assign(
+        ids,
+        idmap,
+        salt,
+        weights,
+        ranges,
+        held_buckets,
+        lambda salted: cache.table(salted, idmap, renames=renames),
+        index,
+    )
     counts = {group: len(bm) for group, bm in found.items()}
     expected = {group: float(total * share) for group, share in shares.items()}
     members = {group: Members(bm, idmap) for group, bm in found.items()}
@@ -938,6 +910,66 @@ def split_segment(
         saved=saved,
         _groups=MappingProxyType(members),
     )
+
+
+def _assign(
+    ids: Bitmap | FrozenBitmap,
+    idmap: IdMap,
+    salt: str,
+    weights: Mapping[str, float],
+    ranges: dict[str, tuple[int, int] | None],
+    held_buckets: int,
+    table_of: Callable[[str], _SaltTable],
+    index: AttributeIndex | None = None,
+) -> tuple[
+    dict[str, Bitmap],
+    dict[str, Fraction],
+    dict[str, tuple[int, int] | None],
+    dict[Any, dict[str, int]],
+]:
+    """Each group's ids, its expected share, its bucket range and the per-stratum counts.
+
+    ``table_of(salt)`` gives the bucket table of a salt (cached or not); with
+    ``index`` the cuts are made per stratum of that attribute.
+    """
+    rest: Bitmap | FrozenBitmap = ids
+    found: dict[str, Bitmap] = {}
+    held: Bitmap | None = None
+    if held_buckets:
+        held_table = table_of(salt + HOLDOUT_SALT_SUFFIX)
+        held_table.cover(ids, idmap)
+        held = held_table.between(0, held_buckets - 1) & ids
+        rest = ids - held
+    table = table_of(salt)
+    table.cover(rest, idmap)
+    kept = 1 - Fraction(held_buckets, BUCKETS)
+    strata: dict[Any, dict[str, int]] = {}
+    if index is None:
+        for group, span in ranges.items():
+            found[group] = Bitmap() if span is None else table.between(*span) & rest
+        shares = {
+            group: kept * Fraction(0 if span is None else span[1] - span[0] + 1, BUCKETS)
+            for group, span in ranges.items()
+        }
+    else:
+        for group in weights:
+            found[group] = Bitmap()
+        for value, stratum in _strata(rest, index):
+            cuts = _boundaries(weights, len(stratum), stratum_offset(salt, value))
+            parts = _cut(table, stratum, cuts, idmap.key_of)
+            strata[value] = {}
+            for group, part in zip(weights, parts, strict=True):
+                found[group] |= part
+                strata[value][group] = len(part)
+        exact = {group: _exact(w) for group, w in weights.items()}
+        weight_total = sum(exact.values(), Fraction(0))
+        shares = {group: kept * w / weight_total for group, w in exact.items()}
+        ranges = dict.fromkeys(weights)
+    if held is not None:
+        found[HOLDOUT] = held
+        shares[HOLDOUT] = Fraction(held_buckets, BUCKETS)
+        ranges[HOLDOUT] = (0, held_buckets - 1)
+    return found, shares, ranges, strata
 
 
 def _save(
@@ -1005,24 +1037,7 @@ def split_members(
     held_buckets = _check_holdout(holdout)
     ranges = _ranges(weights)
     ids, idmap = members.ids, members._idmap
-    rest: Bitmap | FrozenBitmap = ids
-    found: dict[str, Bitmap] = {}
-    if held_buckets:
-        held_table = _SaltTable(salt + HOLDOUT_SALT_SUFFIX)
-        held_table.cover(ids, idmap)
-        held = held_table.between(0, held_buckets - 1) & ids
-        rest = ids - held
-    table = _SaltTable(salt)
-    table.cover(rest, idmap)
-    kept = 1 - Fraction(held_buckets, BUCKETS)
-    shares: dict[str, Fraction] = {}
-    for group, span in ranges.items():
-        found[group] = Bitmap() if span is None else table.between(*span) & rest
-        shares[group] = kept * Fraction(0 if span is None else span[1] - span[0] + 1, BUCKETS)
-    if held_buckets:
-        found[HOLDOUT] = held
-        shares[HOLDOUT] = Fraction(held_buckets, BUCKETS)
-        ranges[HOLDOUT] = (0, held_buckets - 1)
+    found, shares, ranges, _ = _assign(ids, idmap, salt, weights, ranges, held_buckets, _SaltTable)
     counts = {group: len(bm) for group, bm in found.items()}
     expected = {group: float(len(ids) * share) for group, share in shares.items()}
     return Split(
